@@ -1,0 +1,65 @@
+# README's two commands: `make train` (the main job) and `make test` (the test suite).
+# Each creates .venv and installs the package with its extras when missing or when pyproject.toml
+# changed, and finds the data: $CIFAR10_ROOT if set; else the shared JPEG copy
+# ../shared/data/cifar10-jpeg.tar.gz, unpacked once into .cache/; else ./data (downloaded by
+# torchvision on first use, which needs internet).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CIFAR10_ARCHIVE ?= ../shared/data/cifar10-jpeg.tar.gz
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+export NO_ALBUMENTATIONS_UPDATE := 1
+export MPLBACKEND ?= Agg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+ifeq ($(strip $(CIFAR10_ROOT)),)
+  ifneq ($(wildcard $(CIFAR10_ARCHIVE)),)
+    CIFAR10_ROOT := $(CURDIR)/.cache/cifar10-jpeg
+    UNPACK := 1
+  endif
+endif
+export CIFAR10_ROOT
+
+.PHONY: help install data train test notebooks bench clean
+
+help:
+	@echo "make train      train the custom ResNet (24-epoch OneCycle on a GPU, short profile on a CPU)"
+	@echo "make test       run the tests and the notebooks' nbval checks"
+	@echo "make notebooks  run notebooks 01-05 with papermill into a new runs/notebooks-* folder"
+	@echo "make bench      print the data-path and training throughput benchmark"
+	@echo "variables: CIFAR10_ROOT=<copy>  TRAIN_ARGS='--epochs 5 ...'  PYTEST_ARGS='-k data'"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,notebooks]'
+	@touch $@
+
+data:
+ifeq ($(UNPACK),1)
+	@test -d $(CIFAR10_ROOT)/train || { echo "unpacking $(CIFAR10_ARCHIVE) into .cache/"; \
+	  mkdir -p .cache && tar -xzf $(CIFAR10_ARCHIVE) -C .cache; }
+endif
+	@echo "CIFAR10_ROOT=$(if $(CIFAR10_ROOT),$(CIFAR10_ROOT),./data (download on first use))"
+
+train: install data
+	$(BIN)/cifar-train --download true $(TRAIN_ARGS)
+
+test: install data
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+notebooks: install data
+	$(BIN)/cifar-notebooks run
+
+bench: install data
+	$(BIN)/python benchmarks/bench_data_path.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

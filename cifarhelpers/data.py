@@ -1,0 +1,512 @@
+"""CIFAR-10 on disk -> uint8 arrays in memory, plus the statistics the transforms are built from.
+
+Two layouts are read:
+
+* torchvision's (``<root>/cifar-10-batches-py/``), checked file by file against torchvision's MD5
+  sums and downloadable with ``download=True``;
+* an image folder (``<root>/train/<class>/*`` and ``<root>/test/<class>/*``, any format PIL reads),
+  such as the JPEG copy ``cifar10-jpeg.tar.gz`` unpacked. Decoding 60,000 files takes a while, so
+  the arrays are cached once in an ``.npz`` beside the data (keyed by a hash of the file list,
+  sizes and modification times) that later runs load in about a second.
+
+Example::
+
+    from cifarhelpers.data import load_cifar10, dataset_statistics
+    data = load_cifar10("data/cifar10-jpeg")          # or set CIFAR10_ROOT
+    data.x_train.shape, data.x_train.dtype             # (50000, 32, 32, 3), uint8
+    dataset_statistics(data.x_train).mean              # per channel, on the [0, 1] scale
+
+Source of the data set: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError, DataNotFoundError
+
+#: Class names in torchvision's order: label ``i`` is ``CLASSES[i]``.
+CLASSES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
+ROOT_ENV = "CIFAR10_ROOT"
+DEFAULT_ROOT = "./data"
+CACHE_ENV = "CIFARHELPERS_CACHE_DIR"  # where caches go when the data folder is read-only
+_CACHE_FORMAT = "cifarhelpers-cache-v1"
+_CACHE_PREFIX = ".cifarhelpers-cache-"
+_TORCHVISION_DIR = "cifar-10-batches-py"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a loaded copy came from.
+
+    Attributes:
+        layout: ``"torchvision"`` or ``"image-folder"``.
+        root: the folder read, absolute.
+        sha256: hex SHA-256 of the decoded arrays (x_train, y_train, x_test, y_test as little-endian
+            bytes, in that order): equal for two copies exactly when their pixels and labels are.
+    """
+
+    layout: str
+    root: str
+    sha256: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class CIFAR10Data:
+    """CIFAR-10 in memory.
+
+    Attributes:
+        x_train: (50000, 32, 32, 3) uint8 RGB images, HWC.
+        y_train: (50000,) int64 labels in [0, 9].
+        x_test: (10000, 32, 32, 3) uint8.
+        y_test: (10000,) int64.
+        classes: the 10 class names; label ``i`` is ``classes[i]`` (torchvision's order).
+        source: layout, root and content hash of the copy.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...]
+    source: DataSource
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Per-channel statistics of a set of RGB images on the [0, 1] scale (channel order R, G, B).
+
+    ``std`` and ``var`` are population figures (ddof=0) over all pixels of all images, the
+    convention behind the widely quoted CIFAR-10 train std [0.2470, 0.2435, 0.2616].
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    min: tuple[float, float, float]
+    max: tuple[float, float, float]
+    var: tuple[float, float, float]
+    num_images: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The data root and where it came from: the argument, else ``$CIFAR10_ROOT``, else ``./data``.
+
+    Returns:
+        ``(path, origin)`` with origin one of ``"argument"``, ``"CIFAR10_ROOT"``, ``"default"``.
+    """
+    if root is not None and str(root) != "":
+        return Path(root).expanduser(), "argument"
+    env = os.environ.get(ROOT_ENV, "")
+    if env:
+        return Path(env).expanduser(), ROOT_ENV
+    return Path(DEFAULT_ROOT), "default"
+
+
+def load_cifar10(
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    cache: bool = True,
+    progress: bool = True,
+) -> CIFAR10Data:
+    """Load CIFAR-10 as uint8 arrays from either supported layout (see the module docstring).
+
+    Args:
+        root: folder holding ``cifar-10-batches-py/`` or ``train/`` and ``test/``; ``None`` means
+            ``$CIFAR10_ROOT``, else ``./data``. A path to ``cifar-10-batches-py`` itself also works.
+        download: when no copy is found, download torchvision's into ``root`` (needs internet).
+        cache: for the image-folder layout, read and write the decoded ``.npz`` cache.
+        progress: show a tqdm progress bar while decoding image files.
+
+    Returns:
+        A :class:`CIFAR10Data` (train 50,000 and test 10,000 images for a complete copy).
+
+    Raises:
+        DataNotFoundError: the root does not exist or holds neither layout (and download is off).
+        DataError: a class folder is missing, empty or unexpected; an image cannot be decoded or
+            is not 32x32 RGB; a torchvision batch file fails its MD5 check; the download failed.
+    """
+    root, origin = resolve_root(root)
+    layout, base = _find_layout(root, origin, download=download)
+    if layout == "torchvision":
+        return _load_torchvision(base)
+    return _load_image_folder(base, cache=cache, progress=progress)
+
+
+def dataset_statistics(images: np.ndarray) -> ChannelStats:
+    """Per-channel mean, std, min, max and variance of images, on the [0, 1] scale.
+
+    Args:
+        images: (N, H, W, C) array, either uint8 in [0, 255] (divided by 255) or floating point
+            already on [0, 1]. N >= 1.
+
+    Returns:
+        :class:`ChannelStats`, each field a tuple of C Python floats (computed in float64).
+
+    Raises:
+        ValueError: ``images`` is not 4-D (N, H, W, C) or is empty.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(
+            f"dataset_statistics expects a non-empty (N, H, W, C) array, got shape {images.shape}; "
+            "pass e.g. data.x_train (N, 32, 32, 3) uint8"
+        )
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    channels = images.shape[-1]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    lo = np.full(channels, np.inf)
+    hi = np.full(channels, -np.inf)
+    for start in range(0, len(images), 4096):  # chunks keep float64 copies small
+        chunk = images[start : start + 4096].reshape(-1, channels).astype(np.float64) / scale
+        total += chunk.sum(axis=0)
+        total_sq += (chunk * chunk).sum(axis=0)
+        lo = np.minimum(lo, chunk.min(axis=0))
+        hi = np.maximum(hi, chunk.max(axis=0))
+    count = images.size // channels
+    mean = total / count
+    var = np.maximum(total_sq / count - mean * mean, 0.0)
+
+    def as_tuple(a: np.ndarray) -> tuple:
+        return tuple(float(v) for v in a)
+
+    return ChannelStats(
+        mean=as_tuple(mean), std=as_tuple(np.sqrt(var)), min=as_tuple(lo), max=as_tuple(hi),
+        var=as_tuple(var), num_images=int(images.shape[0]),
+    )
+
+
+def statistics_table(named: dict[str, ChannelStats], digits: int = 4) -> str:
+    """Aligned text table of per-channel statistics, one row per (set, statistic).
+
+    Args:
+        named: e.g. ``{"train": dataset_statistics(x_train), "test": dataset_statistics(x_test)}``.
+        digits: decimals shown (values on the [0, 1] scale).
+    """
+    lines = [f"{'set':<6}{'statistic':<10}{'R':>9}{'G':>9}{'B':>9}"]
+    for name, stats in named.items():
+        for key in ("mean", "std", "var", "min", "max"):
+            values = "".join(f"{v:>9.{digits}f}" for v in getattr(stats, key))
+            lines.append(f"{name:<6}{key:<10}{values}")
+    return "\n".join(lines)
+
+
+def samples_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``per_class`` random images of every class, grouped by class (class 0 first)."""
+    labels = np.asarray(labels)
+    idx = stratified_subset(labels, per_class * len(np.unique(labels)), seed, name="samples")
+    return idx[np.argsort(labels[idx], kind="stable")]
+
+
+def class_counts(labels: np.ndarray, num_classes: int = len(CLASSES)) -> list[int]:
+    """Number of images per class: ``counts[i]`` is the number of labels equal to ``i``."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int, *, name: str = "subset") -> np.ndarray:
+    """Indices of a class-balanced random subset, sorted ascending.
+
+    Each class gets ``size // C`` images and the first ``size % C`` classes one more, drawn without
+    replacement with ``numpy.random.default_rng(seed)``. Balanced subsets matter here because an
+    image-folder copy is ordered by class: the first N images would all be airplanes.
+
+    Args:
+        labels: (N,) integer labels.
+        size: number of indices wanted, 1 <= size <= N.
+        seed: seed of the draw.
+        name: what the subset is called in error messages (e.g. ``"train_subset"``).
+
+    Returns:
+        (size,) int64 indices into ``labels``.
+
+    Raises:
+        ConfigError: size is out of range, or a class has fewer images than its share.
+    """
+    labels = np.asarray(labels)
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or not 1 <= size <= len(labels):
+        raise ConfigError(
+            f"{name}={size!r} is out of range: it must be an integer from 1 to {len(labels):,} "
+            f"(the number of images available); use None for all of them"
+        )
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    share = np.full(len(classes), size // len(classes))
+    share[: size % len(classes)] += 1
+    picked = []
+    for cls, k in zip(classes, share):
+        members = np.flatnonzero(labels == cls)
+        if k > len(members):
+            raise ConfigError(
+                f"{name}={size} needs {k} images of class {int(cls)} but only {len(members)} exist; "
+                "use a smaller subset"
+            )
+        picked.append(rng.choice(members, size=int(k), replace=False))
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout detection
+# --------------------------------------------------------------------------------------------
+
+_LAYOUT_HELP = (
+    "A CIFAR-10 root holds either torchvision's 'cifar-10-batches-py/' folder or an image-folder "
+    "copy with 'train/<class>/' and 'test/<class>/' for the 10 classes. Pass root=..., set "
+    f"{ROOT_ENV}, or use download=True (CLI: --download) to fetch torchvision's copy."
+)
+
+
+def _find_layout(root: Path, origin: str, *, download: bool) -> tuple[str, Path]:
+    where = {"argument": "given as root", ROOT_ENV: f"from ${ROOT_ENV}", "default": "the default"}[origin]
+    if root.is_file():
+        hint = ""
+        if root.name.endswith((".tar.gz", ".tgz", ".tar", ".zip")):
+            hint = f" It looks like an archive: unpack it (tar -xzf {root} -C <dir>) and point at the folder inside."
+        raise DataNotFoundError(f"CIFAR-10 root {root} ({where}) is a file, not a folder.{hint} {_LAYOUT_HELP}")
+    if root.name == _TORCHVISION_DIR and root.is_dir():
+        return "torchvision", root
+    if (root / _TORCHVISION_DIR).is_dir():
+        return "torchvision", root / _TORCHVISION_DIR
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        for split in SPLIT_SIZES:
+            if not (root / split).is_dir():
+                raise DataError(f"image-folder copy at {root} has no '{split}/' folder. {_LAYOUT_HELP}")
+        return "image-folder", root
+    if download:
+        return "torchvision", _download(root)
+    if not root.exists():
+        raise DataNotFoundError(f"CIFAR-10 root {root} ({where}) does not exist. {_LAYOUT_HELP}")
+    hint = ""
+    candidates = [p for p in sorted(root.iterdir()) if p.is_dir() and (
+        (p / "train").is_dir() or (p / _TORCHVISION_DIR).is_dir() or p.name == _TORCHVISION_DIR)]
+    if candidates:
+        hint = f" Did you mean {candidates[0]}?"
+    raise DataNotFoundError(f"no CIFAR-10 copy found in {root} ({where}).{hint} {_LAYOUT_HELP}")
+
+
+def _download(root: Path) -> Path:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        CIFAR10(str(root), train=True, download=True)
+    except Exception as err:  # urllib, ssl, socket and torchvision errors all land here
+        raise DataError(
+            f"downloading CIFAR-10 into {root} failed: {type(err).__name__}: {err}. Without internet, "
+            f"point root= or ${ROOT_ENV} at an existing copy (torchvision's or an image folder)."
+        ) from err
+    return root / _TORCHVISION_DIR
+
+
+# --------------------------------------------------------------------------------------------
+# torchvision layout
+# --------------------------------------------------------------------------------------------
+
+
+def _load_torchvision(base: Path) -> CIFAR10Data:
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    for name, md5 in CIFAR10.train_list + CIFAR10.test_list + [[CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]:
+        path = base / name
+        if not path.is_file():
+            raise DataError(
+                f"torchvision CIFAR-10 copy at {base} is missing {name}. Re-download it: delete {base} "
+                "and run with download=True (CLI: --download)."
+            )
+        if not check_integrity(str(path), md5):
+            raise DataError(
+                f"{path} fails torchvision's MD5 check (expected {md5}): the file is corrupt or was "
+                f"modified. Delete {base} and download again with download=True (CLI: --download)."
+            )
+    # The batches passed their checksums, so torchvision's unpickling reads known-good files.
+    train = CIFAR10(str(base.parent), train=True, download=False)
+    test = CIFAR10(str(base.parent), train=False, download=False)
+    arrays = (
+        np.ascontiguousarray(train.data, dtype=np.uint8), np.asarray(train.targets, dtype=np.int64),
+        np.ascontiguousarray(test.data, dtype=np.uint8), np.asarray(test.targets, dtype=np.int64),
+    )
+    if tuple(train.classes) != CLASSES:
+        raise DataError(f"{base}/batches.meta lists classes {train.classes}, expected CIFAR-10's {list(CLASSES)}")
+    return _make_data(arrays, DataSource("torchvision", str(base.resolve()), _content_sha256(arrays)))
+
+
+# --------------------------------------------------------------------------------------------
+# Image-folder layout
+# --------------------------------------------------------------------------------------------
+
+
+def _list_image_folder(root: Path) -> dict[str, list[tuple[Path, int]]]:
+    """Files per split as (path, label), class by class, files in numeric order of their stem."""
+    listing: dict[str, list[tuple[Path, int]]] = {}
+    for split in SPLIT_SIZES:
+        split_dir = root / split
+        found = {p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        unexpected = sorted(found - set(CLASSES))
+        if unexpected:
+            raise DataError(
+                f"{split_dir} has folders that are not CIFAR-10 classes: {unexpected}. Expected exactly "
+                f"{list(CLASSES)}; move the extra folders out of {split_dir}."
+            )
+        entries: list[tuple[Path, int]] = []
+        for label, cls in enumerate(CLASSES):
+            cls_dir = split_dir / cls
+            if not cls_dir.is_dir():
+                raise DataError(
+                    f"class folder {cls_dir} is missing: an image-folder copy needs {split}/<class>/ for all "
+                    f"10 classes {list(CLASSES)}. Restore it from the original archive."
+                )
+            files = [p for p in cls_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+            if not files:
+                raise DataError(f"class folder {cls_dir} is empty: restore its images from the original archive.")
+            files.sort(key=lambda p: (0, int(p.stem), p.name) if p.stem.isdigit() else (1, 0, p.name))
+            entries.extend((p, label) for p in files)
+        listing[split] = entries
+    return listing
+
+
+def _listing_key(root: Path, listing: dict[str, list[tuple[Path, int]]]) -> str:
+    digest = hashlib.sha256(_CACHE_FORMAT.encode())
+    for split, entries in listing.items():
+        for path, label in entries:
+            st = path.stat()
+            digest.update(f"{split}\t{label}\t{path.relative_to(root)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _cache_dirs(root: Path) -> list[Path]:
+    dirs = [root]
+    if os.environ.get(CACHE_ENV):
+        dirs.insert(0, Path(os.environ[CACHE_ENV]).expanduser())
+    dirs.append(Path.home() / ".cache" / "cifarhelpers")
+    return dirs
+
+
+def _load_image_folder(root: Path, *, cache: bool, progress: bool) -> CIFAR10Data:
+    listing = _list_image_folder(root)
+    key = _listing_key(root, listing)
+    cache_name = f"{_CACHE_PREFIX}{key[:16]}.npz"
+    if cache:
+        for folder in _cache_dirs(root):
+            cached = _read_cache(folder / cache_name, key)
+            if cached is not None:
+                arrays, sha = cached
+                return _make_data(arrays, DataSource("image-folder", str(root.resolve()), sha))
+
+    arrays = (
+        *_decode_split(listing["train"], "train", progress),
+        *_decode_split(listing["test"], "test", progress),
+    )
+    sha = _content_sha256(arrays)
+    if cache:
+        for folder in _cache_dirs(root):
+            if _write_cache(folder, cache_name, key, arrays, sha):
+                break
+    return _make_data(arrays, DataSource("image-folder", str(root.resolve()), sha))
+
+
+def _decode_split(entries: list[tuple[Path, int]], split: str, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+    from tqdm.auto import tqdm
+
+    images = np.empty((len(entries), *IMAGE_SHAPE), dtype=np.uint8)
+    labels = np.empty(len(entries), dtype=np.int64)
+    for i, (path, label) in enumerate(
+        tqdm(entries, desc=f"decoding {split} images (once; cached afterwards)", unit="img",
+             disable=not progress, mininterval=1.0)
+    ):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                mode, size = im.mode, im.size
+                if mode == "RGB" and size == IMAGE_SHAPE[:2]:
+                    images[i] = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise DataError(
+                f"cannot decode image {path}: {err}. Replace it with a valid 32x32 RGB image or restore "
+                "the copy from its archive."
+            ) from err
+        if mode != "RGB" or size != IMAGE_SHAPE[:2]:
+            raise DataError(
+                f"image {path} is {size[0]}x{size[1]} {mode}, expected 32x32 RGB: CIFAR-10 images are "
+                "32x32 RGB. Replace the file or restore the copy from its archive."
+            )
+        labels[i] = label
+    return images, labels
+
+
+def _read_cache(path: Path, key: str) -> tuple[tuple[np.ndarray, ...], str] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["key"]) != key:
+                return None
+            arrays = (npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"])
+            sha = str(npz["sha256"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        warnings.warn(f"ignoring unreadable cache {path} ({err}); decoding the images again", stacklevel=3)
+        return None
+    return arrays, sha
+
+
+def _write_cache(folder: Path, name: str, key: str, arrays: tuple[np.ndarray, ...], sha: str) -> bool:
+    """Write the cache atomically (temp file in the same folder, fsync, rename). False if not writable."""
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-cifarhelpers-", suffix=".npz", delete=False) as f:
+            tmp = Path(f.name)
+            x_train, y_train, x_test, y_test = arrays
+            np.savez(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                     key=np.array(key), sha256=np.array(sha))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # NamedTemporaryFile creates 0600; a cache is readable like any data file
+        os.replace(tmp, folder / name)
+        return True
+    except OSError:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Shared
+# --------------------------------------------------------------------------------------------
+
+
+def _content_sha256(arrays: tuple[np.ndarray, ...]) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+    return digest.hexdigest()
+
+
+def _make_data(arrays: tuple[np.ndarray, ...], source: DataSource) -> CIFAR10Data:
+    x_train, y_train, x_test, y_test = arrays
+    return CIFAR10Data(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                       classes=CLASSES, source=source)

@@ -1,0 +1,202 @@
+"""Train and test loops with tqdm progress bars.
+
+The loops keep the running loss and correct count on the training device and read them back only
+every ``sync_every`` steps (every step on CPU, where reading is free; every 25 on a GPU), so a GPU
+is never stalled waiting for the host. Each step's loss is recorded on the device too, so when a
+read-back finds a NaN or infinite loss the exact epoch, step and LR are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import DivergenceError
+from .recipes import Schedule
+
+
+@dataclass
+class EpochResult:
+    """What one pass over a loader measured.
+
+    Attributes:
+        loss: mean loss per image.
+        accuracy: fraction of images classified correctly, in [0, 1].
+        images: number of images seen.
+        seconds: wall-clock seconds of the pass (including data loading).
+        lr: LR of the last optimizer step (training passes only; None for evaluation).
+    """
+
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+    lr: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when enabled; a no-op elsewhere (CPU and MPS train in fp32)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device, channels_last: bool):
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels.to(device, non_blocking=True)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    *,
+    device: torch.device,
+    epoch: int = 0,
+    epochs: int = 1,
+    amp: bool = False,
+    channels_last: bool = False,
+    sync_every: int | None = None,
+    progress: bool = True,
+) -> EpochResult:
+    """One training pass: forward, loss, backward, optimizer step, ``schedule.after_batch()``.
+
+    Args:
+        model: in any mode; set to ``train()`` here.
+        loader: yields (images (B, 3, H, W) float32, labels (B,) int64).
+        criterion: loss on (logits, labels), mean over the batch.
+        optimizer, schedule: from :func:`cifarhelpers.recipes.build_optimizer`.
+        device: where the model lives; batches are moved there.
+        epoch, epochs: 0-based epoch index and total, for messages and the progress bar.
+        amp: bf16 autocast on CUDA.
+        channels_last: move images in channels-last memory format.
+        sync_every: read the running figures back every this many steps (None: 1 on CPU, 25 else).
+        progress: show a tqdm bar with loss, accuracy and lr.
+
+    Returns:
+        :class:`EpochResult` of the pass (loss and accuracy on the augmented training batches).
+
+    Raises:
+        DivergenceError: a step's loss was NaN or infinite (names the epoch, step and LR).
+    """
+    model.train()
+    sync_every = sync_every or (1 if device.type == "cpu" else 25)
+    steps = len(loader)
+    step_losses = torch.zeros(steps, device=device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    lrs: list[float] = []
+    seen = 0
+    checked = 0
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs} train", unit="batch", leave=False, disable=not progress)
+    for step, (images, labels) in enumerate(loader):
+        images, labels = _to_device(images, labels, device, channels_last)
+        lrs.append(schedule.lr)
+        with autocast(device, amp):
+            logits = model(images)
+            loss = criterion(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.after_batch()
+        with torch.no_grad():
+            loss = loss.detach().float()
+            step_losses[step] = loss
+            loss_sum += loss * labels.shape[0]
+            correct += (logits.argmax(dim=1) == labels).sum()
+        seen += labels.shape[0]
+        if (step + 1) % sync_every == 0 or step + 1 == steps:
+            window = step_losses[checked : step + 1]
+            bad = (~torch.isfinite(window)).nonzero()
+            if len(bad):
+                first = checked + int(bad[0])
+                bar.close()
+                raise DivergenceError(
+                    f"training diverged: loss is {float(step_losses[first])} at epoch {epoch + 1}/{epochs}, "
+                    f"step {first + 1}/{steps}, lr {lrs[first]:.3g}. Lower the max LR (try a tenth of it, or "
+                    "run the LR range test) and start again."
+                )
+            checked = step + 1
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", acc=f"{100.0 * int(correct) / seen:.1f}%",
+                            lr=f"{lrs[-1]:.2e}", refresh=False)
+        bar.update(1)
+    bar.close()
+    if seen == 0:
+        raise ValueError("the training loader yielded no batches")
+    return EpochResult(loss=float(loss_sum) / seen, accuracy=int(correct) / seen, images=seen,
+                       seconds=time.perf_counter() - start, lr=lrs[-1])
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    criterion: nn.Module,
+    *,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress: bool = True,
+    desc: str = "test",
+) -> EpochResult:
+    """Mean loss and accuracy of ``model`` (in ``eval()`` mode) over ``loader``.
+
+    Returns:
+        :class:`EpochResult` with ``lr=None``; accuracy is a fraction in [0, 1].
+    """
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    start = time.perf_counter()
+    for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        images, labels = _to_device(images, labels, device, channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        loss_sum += criterion(logits.float(), labels) * labels.shape[0]
+        correct += (logits.argmax(dim=1) == labels).sum()
+        seen += labels.shape[0]
+    if seen == 0:
+        raise ValueError("the evaluation loader yielded no batches")
+    return EpochResult(loss=float(loss_sum) / seen, accuracy=int(correct) / seen, images=seen,
+                       seconds=time.perf_counter() - start)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of every image of ``loader``, in loader order.
+
+    Returns:
+        ``(logits, labels)``: (N, num_classes) float32 and (N,) int64, both on the CPU.
+    """
+    model.eval()
+    all_logits, all_labels = [], []
+    for images, labels in tqdm(loader, desc="predict", unit="batch", leave=False, disable=not progress):
+        images, labels = _to_device(images, labels, device, channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        all_logits.append(logits.float().cpu())
+        all_labels.append(labels.cpu())
+    return torch.cat(all_logits), torch.cat(all_labels)

@@ -1,0 +1,253 @@
+"""The LR range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017,
+https://arxiv.org/abs/1506.01186), run with torch-lr-finder's ``LRFinder``.
+
+The LR grows exponentially from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches while the
+(smoothed) training loss is recorded; the suggested max LR is the point of steepest descent of
+the loss curve (torch-lr-finder's ``plot(suggest_lr=True)``). Then the model is restored: the test
+never leaves its weights, BatchNorm statistics or an LR scheduler changed, even when it stops on a
+NaN loss or an exception.
+
+Example::
+
+    result = lr_range_test(model, train_loader, device=device, num_iter=100)
+    result.suggested_lr, result.max_lr, result.min_lr     # LRMAX = suggestion, LRMIN = LRMAX / 10
+    fig = plot_lr_range_test(result)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from .errors import ConfigError, DivergenceError
+
+
+@dataclass
+class LRRangeTestResult:
+    """Outcome of :func:`lr_range_test`.
+
+    Attributes:
+        lrs: LR of each iteration run.
+        losses: training loss of each iteration, exponentially smoothed (factor ``smooth_f``).
+        suggested_lr: LR at the steepest descent of ``losses`` (after skipping ``skip_start``
+            first and ``skip_end`` last points).
+        max_lr: LRMAX for OneCycle, the suggestion.
+        min_lr: LRMIN = LRMAX / 10.
+        stopped_early: the test ended before ``num_iter`` iterations.
+        stop_reason: why it stopped early (loss diverged or not finite), else None.
+        settings: start_lr, end_lr, num_iter, step_mode, batch_size, skip_start, skip_end, smooth_f.
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    suggested_lr: float
+    max_lr: float
+    min_lr: float
+    stopped_early: bool
+    stop_reason: str | None
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _FiniteLoss(nn.Module):
+    """Wraps a criterion so a NaN or infinite loss ends the range test at once."""
+
+    def __init__(self, criterion: nn.Module, optimizer: torch.optim.Optimizer):
+        super().__init__()
+        self.criterion = criterion
+        self.optimizer = optimizer
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = self.criterion(logits, labels)
+        if not torch.isfinite(loss.detach()).item():
+            lr = self.optimizer.param_groups[0]["lr"]  # the LR of the step being taken
+            raise DivergenceError(f"loss is {loss.item()} at lr {lr:.3g}")
+        return loss
+
+
+def lr_range_test(
+    model: nn.Module,
+    train_loader: torch.utils.data.DataLoader,
+    *,
+    device: torch.device | str,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    step_mode: str = "exp",
+    weight_decay: float = 0.0,
+    criterion: nn.Module | None = None,
+    smooth_f: float = 0.05,
+    diverge_th: float = 5.0,
+    skip_start: int = 10,
+    skip_end: int = 5,
+) -> LRRangeTestResult:
+    """Run the LR range test with Adam and suggest LRMAX and LRMIN.
+
+    Args:
+        model: the model to probe; restored to its initial state afterwards, whatever happens.
+        train_loader: a DataLoader yielding (images (B, 3, 32, 32) float32, labels (B,) int64); it
+            is restarted when exhausted, so ``num_iter`` may exceed its length.
+        device: where to run.
+        start_lr, end_lr: LR range; 0 < start_lr < end_lr.
+        num_iter: iterations, >= skip_start + skip_end + 2.
+        step_mode: ``"exp"`` (exponential growth, the usual choice) or ``"linear"``.
+        weight_decay: Adam's weight decay.
+        criterion: loss; default ``nn.CrossEntropyLoss()``.
+        smooth_f, diverge_th: torch-lr-finder's loss smoothing factor and the divergence stop
+            (loss > diverge_th x best loss).
+        skip_start, skip_end: points ignored at each end when suggesting an LR.
+
+    Returns:
+        :class:`LRRangeTestResult`.
+
+    Raises:
+        ConfigError: invalid range or iteration count, or too few finite points before the loss
+            diverged to suggest an LR (the message says how many and what to change).
+    """
+    from torch_lr_finder import LRFinder
+
+    if not (0 < start_lr < end_lr) or not np.isfinite(end_lr):
+        raise ConfigError(f"LR range test needs 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+    if step_mode not in ("exp", "linear"):
+        raise ConfigError(f"step_mode={step_mode!r} is invalid: choose 'exp' or 'linear'")
+    if not isinstance(num_iter, int) or num_iter < skip_start + skip_end + 2:
+        raise ConfigError(f"num_iter={num_iter!r} is too small: it must be an integer >= "
+                          f"skip_start + skip_end + 2 = {skip_start + skip_end + 2}")
+    device = torch.device(device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=start_lr, weight_decay=weight_decay)
+    guard = _FiniteLoss(criterion if criterion is not None else nn.CrossEntropyLoss(), optimizer)
+    finder = LRFinder(model, optimizer, guard, device=device)
+    stop_reason = None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Learning rate search finished..."
+            try:
+                finder.range_test(train_loader, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                                  step_mode=step_mode, smooth_f=smooth_f, diverge_th=diverge_th)
+            except DivergenceError as err:
+                stop_reason = f"stopped at iteration {len(finder.history['lr']) + 1}: {err}"
+        lrs = [float(v) for v in finder.history["lr"]]
+        losses = [float(v) for v in finder.history["loss"]]
+        if stop_reason is None and len(lrs) < num_iter:
+            stop_reason = f"stopped at iteration {len(lrs)}: smoothed loss above {diverge_th:g} x its best"
+        if len(lrs) < skip_start + skip_end + 2:
+            raise ConfigError(
+                f"the LR range test recorded only {len(lrs)} points before the loss diverged ({stop_reason}); "
+                f"it needs {skip_start + skip_end + 2} to suggest an LR. Lower start_lr or end_lr, or raise num_iter."
+            )
+        suggestion = steepest_descent_lr(lrs, losses, skip_start, skip_end)
+    finally:
+        finder.reset()  # restore weights, BatchNorm statistics and optimizer state
+    settings = dict(start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, step_mode=step_mode,
+                    weight_decay=weight_decay, smooth_f=smooth_f, diverge_th=diverge_th,
+                    skip_start=skip_start, skip_end=skip_end,
+                    batch_size=getattr(train_loader, "batch_size", None))
+    return LRRangeTestResult(lrs=lrs, losses=losses, suggested_lr=suggestion, max_lr=suggestion,
+                             min_lr=suggestion / 10.0, stopped_early=stop_reason is not None,
+                             stop_reason=stop_reason, settings=settings)
+
+
+def steepest_descent_lr(lrs: list[float], losses: list[float], skip_start: int = 10, skip_end: int = 5) -> float:
+    """The LR where the loss falls fastest: ``argmin(np.gradient(losses))`` over the kept points.
+
+    The same rule as torch-lr-finder's ``plot(suggest_lr=True)`` ("steepest gradient"), computed
+    without drawing. Points ``[skip_start : len - skip_end]`` are kept.
+    """
+    end = len(lrs) - skip_end if skip_end else len(lrs)
+    kept_lrs, kept_losses = np.asarray(lrs[skip_start:end]), np.asarray(losses[skip_start:end])
+    return float(kept_lrs[int(np.gradient(kept_losses).argmin())])
+
+
+def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> Figure:
+    """Loss against LR (log scale) with the suggested LR (steepest descent) and LRMIN marked."""
+    s = result.settings
+    skip_start, skip_end = s.get("skip_start", 10), s.get("skip_end", 5)
+    end = len(result.lrs) - skip_end if skip_end else len(result.lrs)
+    lrs, losses = result.lrs[skip_start:end], result.losses[skip_start:end]
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss")
+    i = int(np.argmin(np.abs(np.asarray(lrs) - result.suggested_lr)))
+    ax.scatter([lrs[i]], [losses[i]], s=75, color="#d62728", zorder=3,
+               label=f"steepest descent: LRMAX = {result.max_lr:.2e}")
+    ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (log scale)", ylabel="loss",
+           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(result.lrs)} iterations")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return fig
+
+
+def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0,
+                      data=None, progress: bool = True) -> LRRangeTestResult:
+    """The LR range test for a :class:`~cifarhelpers.config.TrainConfig`: its model (fresh, seeded),
+    data (subset, transform set, batch size), device and weight decay.
+
+    Raises:
+        ConfigError, DataError: as :func:`cifarhelpers.train.prepare_data` and :func:`lr_range_test`.
+    """
+    from .devices import resolve_device
+    from .models import build_model
+    from .recipes import build_criterion
+    from .reproducibility import seed_everything
+    from .train import prepare_data
+
+    device = resolve_device(cfg.device)
+    prep = prepare_data(cfg, device, data, progress)
+    seed_everything(cfg.seed)
+    prep.train_loader.set_epoch(cfg.seed)
+    model = build_model(cfg.model).to(device)
+    return lr_range_test(model, prep.train_loader.loader, device=device, start_lr=start_lr, end_lr=end_lr,
+                         num_iter=num_iter, weight_decay=cfg.weight_decay, criterion=build_criterion(cfg))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cifarhelpers.lr_range_test``: run the test, print the suggestion, write JSON and PNG."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from .config import TrainConfig
+    from .errors import CifarHelpersError
+    from .runs import ensure_writable_dir, save_figure, write_json
+
+    parser = argparse.ArgumentParser(prog="python -m cifarhelpers.lr_range_test", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="custom_resnet")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--num-iter", type=int, default=100)
+    parser.add_argument("--start-lr", type=float, default=1e-6)
+    parser.add_argument("--end-lr", type=float, default=10.0)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--train-subset", type=int, default=None)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default="runs/lr_range_test")
+    args = parser.parse_args(argv)
+    try:
+        cfg = TrainConfig(model=args.model, batch_size=args.batch_size, weight_decay=args.weight_decay,
+                          train_subset=args.train_subset, data_root=args.data_root, device=args.device,
+                          seed=args.seed, output_dir=args.output_dir)
+        out = ensure_writable_dir(cfg.output_dir)
+        result = run_lr_range_test(cfg, num_iter=args.num_iter, start_lr=args.start_lr, end_lr=args.end_lr)
+        write_json(Path(out) / "lr_range_test.json", result.to_dict())
+        save_figure(plot_lr_range_test(result), Path(out) / "lr_range_test.png")
+    except CifarHelpersError as err:
+        print(f"lr_range_test: error: {err}", file=sys.stderr)
+        return 2
+    print(f"suggested LRMAX {result.max_lr:.3e}, LRMIN {result.min_lr:.3e}"
+          + (f" ({result.stop_reason})" if result.stopped_early else "") + f"; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Figures. Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so it
+works under any backend, leaks no global state, shows inline when it is a notebook cell's value
+(or through ``IPython.display.display``) and is saved with :func:`cifarhelpers.runs.save_figure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
+
+
+def plot_curves(history: Sequence[dict], title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch, train and test, side by side.
+
+    Args:
+        history: per-epoch dicts with ``epoch`` (1-based), ``train_loss``, ``test_loss``,
+            ``train_accuracy`` and ``test_accuracy`` (fractions), as in ``metrics.json``.
+        title: figure title.
+    """
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", color=TRAIN_COLOR, label="train")
+    ax_loss.plot(epochs, [h["test_loss"] for h in history], "o-", color=TEST_COLOR, label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    ax_acc.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-", color=TRAIN_COLOR, label="train")
+    ax_acc.plot(epochs, [100 * h["test_accuracy"] for h in history], "o-", color=TEST_COLOR, label="test")
+    best = max(history, key=lambda h: h["test_accuracy"])
+    ax_acc.annotate(f"{100 * best['test_accuracy']:.2f}%", (best["epoch"], 100 * best["test_accuracy"]),
+                    textcoords="offset points", xytext=(0, 8), ha="center", color=TEST_COLOR)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_lr_schedule(lrs: Sequence[float], steps_per_epoch: int, title: str = "LR schedule") -> Figure:
+    """LR per optimizer step, x axis in epochs, with the peak marked.
+
+    Args:
+        lrs: LR of every step (e.g. ``cifarhelpers.recipes.lr_schedule``).
+        steps_per_epoch: steps per epoch, to put the x axis in epochs.
+    """
+    lrs = np.asarray(lrs, dtype=float)
+    x = np.arange(len(lrs)) / steps_per_epoch
+    fig = Figure(figsize=(7, 3.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(x, lrs, color=TRAIN_COLOR)
+    peak = int(np.argmax(lrs))
+    ax.plot(x[peak], lrs[peak], "o", color=TEST_COLOR)
+    ax.annotate(f"peak {lrs[peak]:.3g} at epoch {(peak + 1) / steps_per_epoch:.2f}", (x[peak], lrs[peak]),
+                textcoords="offset points", xytext=(8, -4), color=TEST_COLOR)
+    ax.set(xlabel="epoch", ylabel="learning rate", title=title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _show(ax, image: np.ndarray) -> None:
+    ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 10,
+                    title: str | None = None, scale: float = 1.3) -> Figure:
+    """Images in a grid with optional per-image titles.
+
+    Args:
+        images: (N, H, W, 3) uint8 or float in [0, 1].
+        titles: N strings shown above the images.
+        ncols: images per row.
+    """
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig = Figure(figsize=(scale * ncols, scale * nrows + (0.4 if title else 0) + (0.25 * nrows if titles else 0)),
+                 layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        if i < n:
+            _show(ax, images[i])
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+        else:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_class_balance(train_counts: Sequence[int], test_counts: Sequence[int], classes: Sequence[str]) -> Figure:
+    """Images per class, train and test side by side (seaborn bar chart)."""
+    import pandas as pd
+    import seaborn as sns
+
+    frame = pd.DataFrame({
+        "class": list(classes) * 2,
+        "images": list(train_counts) + list(test_counts),
+        "split": ["train"] * len(classes) + ["test"] * len(classes),
+    })
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    sns.barplot(frame, x="class", y="images", hue="split", ax=ax, palette=[TRAIN_COLOR, TEST_COLOR])
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=7)
+    ax.set(title="Images per class", xlabel="", ylabel="images")
+    ax.tick_params(axis="x", rotation=30)
+    return fig
+
+
+def plot_channel_histograms(images: np.ndarray, title: str = "Pixel intensity per channel") -> Figure:
+    """Histogram of pixel values (0-255) per RGB channel, from (N, H, W, 3) uint8 images."""
+    fig = Figure(figsize=(8, 3.5), layout="constrained")
+    ax = fig.subplots()
+    for c, (name, color) in enumerate(zip("RGB", ("#d62728", "#2ca02c", "#1f77b4"))):
+        counts = np.bincount(np.asarray(images)[..., c].ravel(), minlength=256)
+        ax.plot(np.arange(256), counts / counts.sum(), color=color, label=name)
+    ax.set(xlabel="pixel value (0-255)", ylabel="fraction of pixels", title=title, xlim=(0, 255))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_augmentation_preview(columns: dict[str, np.ndarray], title: str | None = None) -> Figure:
+    """One row per image, one column per step: ``columns`` maps a step name to its (N, H, W, 3)
+    images (uint8 or float in [0, 1]), e.g. {"original": ..., "pad + crop": ..., ...}."""
+    names = list(columns)
+    n = len(next(iter(columns.values())))
+    fig = Figure(figsize=(1.6 * len(names), 1.6 * n + 0.5), layout="constrained")
+    axes = fig.subplots(n, len(names), squeeze=False)
+    for j, name in enumerate(names):
+        for i in range(n):
+            _show(axes[i, j], columns[name][i])
+        axes[0, j].set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], normalize: bool = False) -> Figure:
+    """Confusion matrix heat map (seaborn): rows true class, columns predicted class.
+
+    Args:
+        matrix: (C, C) counts.
+        normalize: show each row as fractions of its true class (the diagonal is per-class recall).
+    """
+    import seaborn as sns
+
+    values = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    fig = Figure(figsize=(8, 6.5), layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(values, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", xticklabels=classes,
+                yticklabels=classes, ax=ax, cbar_kws={"label": "fraction of true class" if normalize else "images"})
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=f"Confusion matrix ({int(matrix.sum()):,} test images)")
+    ax.tick_params(axis="x", rotation=45)
+    return fig
+
+
+def plot_per_class_metrics(rows: Sequence[dict]) -> Figure:
+    """Accuracy, precision and recall per class (rows from ``analysis.per_class_metrics``), in percent."""
+    classes = [r["class"] for r in rows]
+    x = np.arange(len(classes))
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    for k, (key, color) in enumerate((("accuracy", TRAIN_COLOR), ("precision", "#2ca02c"), ("recall", TEST_COLOR))):
+        if key == "recall":  # recall equals per-class accuracy; drawn once
+            continue
+        ax.bar(x + (k - 0.5) * 0.38, [100 * r[key] for r in rows], width=0.38, color=color,
+               label=key if key != "accuracy" else "accuracy (= recall)")
+    ax.set_xticks(x, classes, rotation=30)
+    ax.set(ylabel="percent", ylim=(0, 105), title="Per-class test metrics")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3, axis="y")
+    return fig

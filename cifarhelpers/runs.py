@@ -1,0 +1,120 @@
+"""Run folders and the files in them, written so that nothing earlier is lost.
+
+* Every run gets a new folder (``<output_dir>/<YYYYmmdd-HHMMSS>-<name>``, with ``-2``, ``-3``...
+  appended if that exists); an existing folder is never reused or overwritten.
+* Every file is written atomically: to a temp file in the same folder, flushed and fsynced, then
+  renamed over the target. A crash or a full disk leaves the previous version intact, never a
+  half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ConfigError, RunWriteError
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str = "output_dir") -> Path:
+    """Create ``path`` if needed and check a file can be written in it (then remove the probe).
+
+    Raises:
+        ConfigError: ``path`` is a file, cannot be created, or is not writable.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what}={str(path)!r} is a file, not a folder: choose a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{what}={str(path)!r} is not writable ({err.strerror or err}): choose a folder you can write to") from err
+    return path
+
+
+def new_run_dir(output_dir: str | os.PathLike, name: str) -> Path:
+    """A new, empty run folder under ``output_dir`` named after the time and ``name``.
+
+    Raises:
+        ConfigError: ``output_dir`` is not a writable folder.
+    """
+    parent = ensure_writable_dir(output_dir)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    for k in range(1, 10_000):
+        candidate = parent / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            candidate.mkdir()  # fails if it exists: never reuse a folder
+            return candidate
+        except FileExistsError:
+            continue
+    raise RunWriteError(f"could not find a free run folder name under {parent}")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write ``path`` through ``write(file)`` atomically (temp file, fsync, rename).
+
+    Raises:
+        RunWriteError: the write failed (disk full, read-only folder...); any earlier version of
+            ``path`` is untouched and the temp file is removed.
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+            tmp = Path(f.name)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        earlier = " The earlier version is intact." if path.exists() else ""
+        raise RunWriteError(f"could not write {path}: {err.strerror or err}.{earlier} Free some space or "
+                            "choose another output_dir.") from err
+    return path
+
+
+def _json_ready(obj: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) by None, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented, strict JSON (NaN/inf become null), atomically."""
+    text = json.dumps(_json_ready(obj), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """Read a JSON file, with a clear error when it is missing or malformed.
+
+    Raises:
+        ConfigError: the file is missing or not valid JSON (the message names the path).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist: run the step that writes it first, or fix the path")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{what} {str(path)!r} is not valid JSON ({err}): write it again") from err
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib Figure as PNG, atomically."""
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))

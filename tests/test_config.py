@@ -1,0 +1,88 @@
+"""TrainConfig: every field validated on entry, with the valid range or choices in the message."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from cifarhelpers.config import SHORT_PROFILE, TrainConfig, profile_overrides
+from cifarhelpers.errors import ConfigError
+
+
+def test_defaults_are_the_main_job():
+    cfg = TrainConfig()
+    assert (cfg.model, cfg.recipe, cfg.epochs, cfg.batch_size, cfg.transform_set) == (
+        "custom_resnet", "onecycle_adam", 24, 512, "cutout8")
+    assert cfg.pct_start == pytest.approx(5 / 24)
+    assert cfg.resolved_min_lr == pytest.approx(cfg.resolved_max_lr / 10)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("epochs", 0, r"epochs=0 \(int\) is invalid: it must be an integer >= 1"),
+    ("epochs", -3, r"integer >= 1"),
+    ("epochs", 2.5, r"epochs=2.5 \(float\).*integer"),
+    ("epochs", "24", r"epochs='24' \(str\).*integer"),
+    ("epochs", True, r"epochs=True \(bool\)"),
+    ("batch_size", 0, r"batch_size=0.*integer >= 1"),
+    ("max_lr", 0.0, r"max_lr=0.0.*finite number > 0.0"),
+    ("max_lr", -0.1, r"max_lr=-0.1.*> 0.0"),
+    ("max_lr", math.nan, r"max_lr=nan.*finite"),
+    ("max_lr", math.inf, r"max_lr=inf.*finite"),
+    ("max_lr", "0.01", r"max_lr='0.01' \(str\)"),
+    ("min_lr", 0, r"min_lr=0 \(int\).*> 0.0"),
+    ("pct_start", 1.0, r"pct_start=1.0.*< 1.0"),
+    ("weight_decay", -1e-4, r"weight_decay.*>= 0.0"),
+    ("label_smoothing", 1.0, r"label_smoothing=1.0.*< 1.0"),
+    ("seed", -1, r"seed=-1.*>= 0"),
+    ("train_subset", 0, r"train_subset=0.*>= 1 or None"),
+    ("device", "gpu", r"device='gpu' is not a known device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ("device", "cuda:x", r"not a known device"),
+    ("model", "resnet50", r"model='resnet50'.*choose one of \['custom_resnet', 'resnet18', 'dilated_net'\]"),
+    ("recipe", "cosine", r"recipe='cosine'.*onecycle_adam"),
+    ("transform_set", "randaugment", r"transform_set='randaugment'.*cutout8"),
+    ("loader", "ffcv", r"loader='ffcv'.*albumentations.*device"),
+    ("compile", "yes", r"compile='yes' \(str\).*True or False"),
+    ("output_dir", "", r"output_dir='' \(str\).*non-empty string"),
+])
+def test_invalid_values_are_refused_with_the_rule(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_min_lr_above_max_lr_is_refused():
+    with pytest.raises(ConfigError, match=r"min_lr=0.5 is above max_lr=0.1"):
+        TrainConfig(max_lr=0.1, min_lr=0.5)
+
+
+def test_device_loader_only_implements_the_main_augmentations():
+    with pytest.raises(ConfigError, match=r"loader='device' implements transform_set='cutout8' only"):
+        TrainConfig(loader="device", transform_set="affine_cutout16")
+
+
+def test_paths_are_accepted_and_stored_as_text(tmp_path):
+    cfg = TrainConfig(output_dir=tmp_path, data_root=Path("data"))
+    assert cfg.output_dir == str(tmp_path) and cfg.data_root == "data"
+
+
+def test_replace_and_from_dict_validate_too():
+    cfg = TrainConfig()
+    assert cfg.replace(epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="epochs=0"):
+        cfg.replace(epochs=0)
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['epoch'\]; valid fields are"):
+        cfg.replace(epoch=3)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['lr'\]"):
+        TrainConfig.from_dict({"lr": 0.1})
+
+
+def test_profiles():
+    assert profile_overrides("auto", "cuda") == {}
+    assert profile_overrides("auto", "cpu") == SHORT_PROFILE
+    assert profile_overrides("short", "cuda") == SHORT_PROFILE
+    assert profile_overrides("full", "cpu") == {}
+    with pytest.raises(ConfigError, match=r"profile='fast'.*\['auto', 'short', 'full'\]"):
+        profile_overrides("fast", "cpu")
+    TrainConfig(**SHORT_PROFILE)  # the short profile is itself a valid config

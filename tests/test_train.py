@@ -1,0 +1,120 @@
+"""fit() and the cifar-train command on the real copy: a short real training, its run folder,
+determinism, and the command line's messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cifarhelpers.config import SHORT_PROFILE, TrainConfig
+from cifarhelpers.models import build_model
+from cifarhelpers.train import CURVES_FILE, METRICS_FILE, WEIGHTS_FILE, build_parser, fit, main
+
+pytestmark = pytest.mark.data
+
+# The short profile (4,096 class-balanced training images, 2 epochs, batch 128) must clear chance
+# (10%) by a wide margin. Measured on this copy with seed 0: see test_short_real_training...
+SHORT_PROFILE_BOUND = 0.35
+
+
+@pytest.fixture(scope="module")
+def short_run(cifar, tmp_path_factory):
+    cfg = TrainConfig(**SHORT_PROFILE, device="cpu", seed=0, output_dir=str(tmp_path_factory.mktemp("runs")))
+    return fit(cfg, data=cifar, progress=False)
+
+
+@pytest.mark.slow
+def test_short_real_training_clears_chance_by_a_wide_margin(short_run):
+    history = short_run.history
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert short_run.final_test_accuracy > SHORT_PROFILE_BOUND, history
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+
+
+@pytest.mark.slow
+def test_run_folder_holds_metrics_weights_and_curves(short_run, cifar):
+    files = {p.name for p in short_run.run_dir.iterdir()}
+    assert {METRICS_FILE, WEIGHTS_FILE, CURVES_FILE} <= files
+    assert (short_run.run_dir / CURVES_FILE).stat().st_size > 10_000
+    metrics = json.loads((short_run.run_dir / METRICS_FILE).read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["final_test_accuracy"] == short_run.final_test_accuracy
+    assert metrics["config"]["train_subset"] == 4096 and metrics["config"]["epochs"] == 2
+    assert metrics["model"] == {"name": "custom_resnet", "parameters": 6_573_130}
+    assert metrics["data"]["sha256"] == cifar.source.sha256 and metrics["data"]["layout"] == "image-folder"
+    assert metrics["data"]["train_images"] == 4096 and metrics["data"]["test_images"] == 2000
+    assert metrics["device"].startswith("CPU") and metrics["torch_version"] == torch.__version__
+    assert metrics["timings"]["wall_seconds"] > metrics["timings"]["train_seconds"] > 0
+    for h in metrics["history"]:
+        assert set(h) >= {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"}
+        assert 0 <= h["test_accuracy"] <= 1 and h["seconds"] > 0
+    # OneCycle ends at LRMIN
+    assert metrics["history"][-1]["lr"] == pytest.approx(metrics["recipe"]["min_lr"])
+
+
+@pytest.mark.slow
+def test_saved_weights_reload_and_give_the_same_test_accuracy(short_run, cifar):
+    from cifarhelpers.engine import evaluate
+    from cifarhelpers.recipes import build_criterion
+    from cifarhelpers.train import prepare_data
+
+    state = torch.load(short_run.run_dir / WEIGHTS_FILE, weights_only=True)
+    model = build_model("custom_resnet")
+    model.load_state_dict(state)
+    cfg = TrainConfig(**SHORT_PROFILE, device="cpu", seed=0)
+    prep = prepare_data(cfg, torch.device("cpu"), cifar, progress=False)
+    result = evaluate(model, prep.test_loader, build_criterion(cfg), device=torch.device("cpu"), progress=False)
+    assert result.images == 2000
+    assert result.accuracy == pytest.approx(short_run.final_test_accuracy, abs=1e-9)
+
+
+def test_same_seed_gives_the_same_history_and_another_seed_does_not(cifar, tmp_path):
+    def run(seed):
+        cfg = TrainConfig(train_subset=256, test_subset=200, epochs=2, batch_size=64, seed=seed, device="cpu",
+                          max_lr=0.005, output_dir=str(tmp_path))
+        return [{k: v for k, v in h.items() if "seconds" not in k} for h in fit(cfg, data=cifar, progress=False).history]
+
+    first = run(seed=1)
+    assert run(seed=1) == first
+    assert run(seed=2) != first
+    assert len(list(tmp_path.iterdir())) == 3, "each run wrote its own folder"
+
+
+# -- command line ---------------------------------------------------------------------------
+
+def test_cli_without_a_gpu_runs_the_short_profile_and_says_so(cifar_root, tmp_path, capsys):
+    status = main(["--data-root", str(cifar_root), "--output-dir", str(tmp_path), "--train-subset", "128",
+                   "--test-subset", "100", "--batch-size", "64", "--epochs", "1", "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "no CUDA GPU found: running the SHORT profile: 128 training images, 1 epoch(s)" in out
+    assert "--profile full" in out and "final test accuracy:" in out
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / METRICS_FILE).read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--epochs", "0"], "epochs=0 (int) is invalid: it must be an integer >= 1"),
+    (["--max-lr", "nan"], "max_lr=nan (float) is invalid: it must be a finite number > 0.0"),
+    (["--device", "cuda"], "asked for CUDA but no CUDA GPU is available here"),
+    (["--model", "vgg"], "model='vgg' (str) is invalid: choose one of"),
+    (["--train-subset", "60000"], "train_subset=60000 is out of range: it must be an integer from 1 to 50,000"),
+    (["--train-subset", "100", "--batch-size", "128"], "gives 100 training images, fewer than batch_size=128"),
+])
+def test_cli_refuses_bad_values_before_any_work(argv, message, cifar_root, tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    assert main(["--data-root", str(cifar_root), "--output-dir", str(out_dir), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not out_dir.exists() or not any(out_dir.iterdir()), "no run folder for a refused run"
+
+
+def test_cli_help_documents_every_config_field():
+    import dataclasses
+
+    text = build_parser().format_help()
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        assert flag in text
+    assert "OneCycle" in text and "--profile" in text
