@@ -1,8 +1,8 @@
 """Train and test loops with tqdm progress bars.
 
 The loops keep the running loss and correct count on the training device and read them back only
-every ``sync_every`` steps (every step on CPU, where reading is free; every 25 on a GPU), so a GPU
-is never stalled waiting for the host. Each step's loss is recorded on the device too, so when a
+every ``sync_every`` steps (every step on CPU, where reading is free; once per epoch on a GPU), so
+a GPU is never stalled waiting for the host. Each step's loss is recorded on the device too, so when a
 read-back finds a NaN or infinite loss the exact epoch, step and LR are reported.
 """
 
@@ -83,7 +83,8 @@ def train_one_epoch(
         epoch, epochs: 0-based epoch index and total, for messages and the progress bar.
         amp: bf16 autocast on CUDA.
         channels_last: move images in channels-last memory format.
-        sync_every: read the running figures back every this many steps (None: 1 on CPU, 25 else).
+        sync_every: read the running figures back every this many steps (None: every step on
+            CPU, once per epoch elsewhere; the progress bar's postfix updates at each read).
         progress: show a tqdm bar with loss, accuracy and lr.
 
     Returns:
@@ -93,8 +94,8 @@ def train_one_epoch(
         DivergenceError: a step's loss was NaN or infinite (names the epoch, step and LR).
     """
     model.train()
-    sync_every = sync_every or (1 if device.type == "cpu" else 25)
     steps = len(loader)
+    sync_every = sync_every or (1 if device.type == "cpu" else steps)
     step_losses = torch.zeros(steps, device=device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
