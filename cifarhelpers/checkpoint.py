@@ -8,6 +8,9 @@
   clear error, and a checkpoint or weights file from another model names the mismatch instead of
   listing every missing key.
 
+* :func:`check_resumable` refuses to resume with another config (listing every differing field)
+  or another copy of the data, so a resumed run computes exactly what the original would have.
+
 Example::
 
     ckpt = load_checkpoint("runs/20261122-101500-custom_resnet/checkpoint.pt")
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,13 +44,20 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (plus the format tag) to ``run_dir/checkpoint.pt`` atomically.
 
     Args:
-        run_dir: the run folder.
+        run_dir: the run folder (must exist).
         state: dict of tensors, state dicts and plain Python values only (what
-            ``torch.load(weights_only=True)`` reads back): ``epoch``, ``model``, ``optimizer``,
-            ``scheduler``, ``history``, ``config``, ``data_sha256``, ``rng``...
+            ``torch.load(weights_only=True)`` reads back): ``epoch`` (int, epochs finished),
+            ``model``, ``optimizer``, ``scheduler`` (state dicts), ``scaler`` (a GradScaler's state
+            dict or None), ``history`` (list of per-epoch dicts), ``config`` (``TrainConfig.to_dict()``),
+            ``data_sha256`` (str) and ``rng`` (:func:`~cifarhelpers.reproducibility.rng_states` plus
+            ``"loader"``, the train loader generator's state).
+
+    Returns:
+        The path of the checkpoint.
 
     Raises:
-        RunWriteError: the write failed; the previous checkpoint is intact.
+        RunWriteError: the write failed (disk full, read-only folder); the previous checkpoint is
+            intact and no temp file is left behind.
     """
     path = Path(run_dir) / CHECKPOINT_FILE
     return atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
@@ -55,74 +66,145 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any]) -> Path:
 def safe_load(path: str | os.PathLike, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors that say what is wrong and what to do.
 
+    ``weights_only=True`` restricts unpickling to tensors, state dicts and plain Python values
+    (dict, list, tuple, str, int, float, bool, None), so no code from the file ever runs.
+
+    Args:
+        path: the file.
+        what: what the file is, for messages (``"checkpoint"``, ``"weights file"``).
+        map_location: passed to ``torch.load``; ``"cpu"`` by default, so a GPU checkpoint loads anywhere.
+
     Raises:
-        CheckpointError: the file is missing, truncated or not a torch file, or it needs arbitrary
-            pickled objects (refused: unpickling them could run code).
+        CheckpointError: the file is missing, empty, truncated or not a torch file, or it needs
+            arbitrary pickled objects (refused without unpickling them: that could run code).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {str(path)!r} does not exist: check the path (a run folder holds "
-                              f"{CHECKPOINT_FILE} and model.pt)")
+                              f"{CHECKPOINT_FILE} and, once finished, model.pt)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of files it then refuses
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"refused to load {what} {str(path)!r}: it contains Python objects other than tensors and plain "
-            f"values, and unpickling them could run arbitrary code. Only files written by cifarhelpers "
-            f"(or plain state_dicts) are loaded. Details: {str(err).splitlines()[0]}"
-        ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{what} {str(path)!r} cannot be read ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else 'empty'}): it is truncated or not a "
-                              "torch file. Use an earlier checkpoint or train again.") from err
+        raise _refusal(path, what, err) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError,
+            TypeError) as err:
+        first = str(err).splitlines()[0] if str(err) else "the file ended early"
+        raise CheckpointError(f"{what} {str(path)!r} cannot be read ({type(err).__name__}: {first}): it is "
+                              "truncated, empty or not a torch file. Use an earlier checkpoint or train "
+                              "again.") from err
+
+
+def _refusal(path: Path, what: str, err: Exception) -> CheckpointError:
+    """The error for a file ``torch.load(weights_only=True)`` refused to unpickle."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    culprit = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line),
+                   lines[0] if lines else "no details")
+    try:
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError:
+        head = b""
+    if head != b"PK" and head[:1] != b"\x80":  # neither torch's zip format nor a pickle
+        return CheckpointError(f"{what} {str(path)!r} is not a torch file (torch.save writes a zip archive or a "
+                               "pickle; this is neither): check the path, or use an earlier checkpoint.")
+    return CheckpointError(
+        f"refused to load {what} {str(path)!r}: it contains pickled Python objects other than tensors and "
+        f"plain values, and unpickling them could run arbitrary code, so it was refused before any of "
+        f"them was built ({culprit}). Only files written by cifarhelpers and plain state_dicts are loaded: if the file "
+        f"is your own, save model.state_dict() with torch.save and load that."
+    )
+
+
+#: What every checkpoint written by :func:`save_checkpoint` from :func:`~cifarhelpers.train.fit` holds.
+REQUIRED_KEYS = ("epoch", "model", "optimizer", "scheduler", "history", "config", "data_sha256")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (a run folder is accepted too).
 
+    Args:
+        path: ``checkpoint.pt`` or the run folder holding it.
+        map_location: where tensors go (default the CPU).
+
+    Returns:
+        The checkpoint dict: ``epoch`` (int, epochs finished), ``model``/``optimizer``/``scheduler``
+        state dicts, ``history`` (list of per-epoch dicts), ``config`` (dict), ``data_sha256``,
+        ``rng`` and ``format``.
+
     Raises:
-        CheckpointError: missing, unreadable or unsafe file, or not a cifarhelpers checkpoint.
+        CheckpointError: missing, unreadable or unsafe file, or not a complete cifarhelpers checkpoint.
     """
     path = Path(path)
     if path.is_dir():
+        if not (path / CHECKPOINT_FILE).is_file():
+            raise CheckpointError(f"run folder {str(path)!r} has no {CHECKPOINT_FILE}: no epoch finished there (its "
+                                  "metrics.json says why the run stopped), so there is nothing to resume. Start a "
+                                  "new run.")
         path = path / CHECKPOINT_FILE
     state = safe_load(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a cifarhelpers checkpoint (no '{FORMAT}' tag): resume from a "
                               "run folder written by cifar-train, or load plain weights with load_weights()")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing or not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), list):
+        raise CheckpointError(f"checkpoint {str(path)!r} is incomplete (missing {missing or 'a valid epoch/history'}): "
+                              "it was not written by this version of cifarhelpers. Start a new run.")
     return state
 
 
-def check_resumable(state: dict[str, Any], config: dict[str, Any], data_sha256: str) -> None:
-    """Raise CheckpointError unless ``config`` and the data are those the checkpoint was made with
-    (up to :data:`RESUMABLE_CHANGES`), so a resumed run computes what the original would have."""
+def check_resumable(state: dict[str, Any], config: dict[str, Any], data_sha256: str | None = None) -> None:
+    """Raise CheckpointError unless ``config`` (and the data, when ``data_sha256`` is given) are
+    those the checkpoint was made with, up to :data:`RESUMABLE_CHANGES`, so a resumed run computes
+    exactly what the original would have.
+
+    Args:
+        state: a checkpoint from :func:`load_checkpoint`.
+        config: ``TrainConfig.to_dict()`` of the run that would resume.
+        data_sha256: the content hash of the data the resumed run loaded; None skips that check
+            (so the config can be checked before any data is read).
+
+    Raises:
+        CheckpointError: the message lists every differing field with both values, or the two hashes.
+    """
     saved = state.get("config", {})
     changed = sorted(k for k in set(saved) | set(config)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k))
     if changed:
-        detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {config.get(k)!r}" for k in changed)
-        raise CheckpointError(f"cannot resume: the config differs from the checkpoint's ({detail}). Resume with "
-                              "the original settings, or start a new run.")
-    if state.get("data_sha256") != data_sha256:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in changed)
+        raise CheckpointError(f"cannot resume: {len(changed)} config field(s) differ from the checkpoint's "
+                              f"({detail}). Resume with the original settings (cifar-train --resume FOLDER "
+                              "alone reuses them), or start a new run.")
+    if data_sha256 is not None and state.get("data_sha256") != data_sha256:
         raise CheckpointError(f"cannot resume: the data differs from the checkpoint's (sha256 "
                               f"{str(state.get('data_sha256'))[:12]}... vs now {data_sha256[:12]}...). Point "
                               "data_root at the copy the run started with.")
 
 
+#: Prefixes that wrappers add to every key: torch.compile's module and (Distributed)DataParallel.
+WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
 def load_weights(model: nn.Module, source: str | os.PathLike | dict[str, torch.Tensor]) -> nn.Module:
     """Load a ``state_dict`` (a ``model.pt``, a checkpoint, a run folder, or a dict) into ``model``.
 
+    Files are read with ``torch.load(weights_only=True)`` (see :func:`safe_load`). Keys saved from
+    a ``torch.compile``-d or ``DataParallel`` model (prefixed ``_orig_mod.`` or ``module.``) are
+    accepted.
+
     Returns:
-        ``model``, with the weights loaded.
+        ``model``, with the weights loaded (in place, same device and dtype as before).
 
     Raises:
         CheckpointError: unsafe or unreadable file, or weights that do not fit ``model``: the
-            message counts missing and unexpected keys and shape mismatches, gives examples, and
-            names the model the file was saved from when the run folder records it.
+            message first names the model the weights come from (recorded in the checkpoint or
+            the run folder's ``metrics.json``, else recognized from the keys and shapes), then
+            counts missing and unexpected keys and shape mismatches with a few examples.
     """
     saved_from = None
     if isinstance(source, dict):
-        state, where = source, "state_dict"
+        state, where = source, "the given state_dict"
     else:
         path = Path(source)
         if path.is_dir():
@@ -132,14 +214,25 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict[str, torch.T
         if isinstance(state, dict) and state.get("format") == FORMAT:
             saved_from = state.get("config", {}).get("model", saved_from)
             state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{where} does not hold a state_dict (a dict of tensors)")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{where} does not hold a state_dict (a non-empty dict of parameter name -> tensor) "
+                              f"but {type(state).__name__}: save model.state_dict(), or point at a run folder")
+    state = _strip_prefixes(state)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
+        this = _registry_name(model) or type(model).__name__
+        saved_from = saved_from or _guess_model(state)
+        if saved_from and saved_from != this:
+            head = (f"weights in {where} are from model {saved_from!r}, not {this!r}: build that model "
+                    f"(build_model({saved_from!r})) to load them, or pick the file of a {this!r} run.")
+        else:
+            head = (f"weights in {where} do not fit model {this!r}"
+                    + (f" although they were saved from {saved_from!r} (another version of the model?)." if saved_from
+                       else ", and they match no registered model: build the model they were saved from."))
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing key(s) (e.g. {missing[:3]})")
@@ -147,11 +240,39 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict[str, torch.T
             parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[:3]})")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatch(es) (e.g. {shapes[:2]})")
-        hint = (f" The file was saved from model {saved_from!r}: build that model (build_model({saved_from!r}))."
-                if saved_from else " Build the model the file was saved from.")
-        raise CheckpointError(f"weights in {where} do not fit {type(model).__name__}: " + "; ".join(parts) + "." + hint)
+        raise CheckpointError(head + " Details: " + "; ".join(parts) + ".")
     model.load_state_dict(state)
     return model
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _registry_name(model: nn.Module) -> str | None:
+    from .models import MODELS
+
+    return next((name for name, cls in MODELS.items() if type(model) is cls), None)
+
+
+def _guess_model(state: dict[str, torch.Tensor]) -> str | None:
+    """The registered model whose state_dict has exactly these keys and shapes (built on the
+    meta device: no memory, no initialization cost), else None."""
+    from .models import MODELS
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for name, cls in MODELS.items():
+        try:
+            with torch.device("meta"):
+                candidate = cls()
+        except Exception:  # noqa: BLE001 - a model that cannot be built on meta is just not a match
+            continue
+        if {k: tuple(v.shape) for k, v in candidate.state_dict().items()} == shapes:
+            return name
+    return None
 
 
 def load_run_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:

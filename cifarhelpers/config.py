@@ -24,6 +24,9 @@ from typing import Any
 from .errors import ConfigError
 
 LOADERS = ("albumentations", "device")
+#: Images in CIFAR-10's splits: no subset can be larger (a smaller copy is checked once loaded).
+CIFAR10_TRAIN_IMAGES = 50_000
+CIFAR10_TEST_IMAGES = 10_000
 PROFILES = ("auto", "short", "full")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -58,8 +61,9 @@ class TrainConfig:
         device: ``"auto"`` (CUDA if available, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
         data_root: CIFAR-10 folder; ``None`` means ``$CIFAR10_ROOT``, else ``./data``.
         download: download torchvision's copy into the root when none is found.
-        train_subset: number of training images (class-balanced, seeded draw); ``None`` for all 50,000.
-        test_subset: number of test images to evaluate on; ``None`` for all 10,000.
+        train_subset: number of training images (class-balanced, seeded draw), 1 to 50,000;
+            ``None`` for all of them.
+        test_subset: number of test images to evaluate on, 1 to 10,000; ``None`` for all of them.
         output_dir: parent folder of run folders (each run gets a new one).
         loader: ``"albumentations"`` (DataLoader, per-image CPU augmentation; the reference path)
             or ``"device"`` (whole data set on the training device, augmented there in batches).
@@ -108,6 +112,8 @@ class TrainConfig:
         _integer("seed", self.seed, minimum=0)
         _integer("train_subset", self.train_subset, minimum=1, optional=True)
         _integer("test_subset", self.test_subset, minimum=1, optional=True)
+        _subset("train_subset", self.train_subset, CIFAR10_TRAIN_IMAGES, "training")
+        _subset("test_subset", self.test_subset, CIFAR10_TEST_IMAGES, "test")
         _integer("num_workers", self.num_workers, minimum=0, optional=True)
         _real("max_lr", self.max_lr, low=0.0, low_open=True, optional=True)
         _real("min_lr", self.min_lr, low=0.0, low_open=True, optional=True)
@@ -230,6 +236,12 @@ def _real(name: str, value: Any, *, low: float | None = None, high: float | None
             high is None or (value < high if high_open else value <= high))
     if not ok:
         raise ConfigError(f"{name}={_describe(value)} is invalid: it must be a finite number {rule}{extra}")
+
+
+def _subset(name: str, value: int | None, available: int, split: str) -> None:
+    if value is not None and value > available:
+        raise ConfigError(f"{name}={value} is out of range: it must be an integer from 1 to {available:,} (CIFAR-10 "
+                          f"has {available:,} {split} images); use None for all of them")
 
 
 def _boolean(name: str, value: Any) -> None:

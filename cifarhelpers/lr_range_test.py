@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -73,9 +75,32 @@ class _FiniteLoss(nn.Module):
         return loss
 
 
+def check_settings(start_lr: float, end_lr: float, num_iter: int, step_mode: str = "exp",
+                   skip_start: int = 10, skip_end: int = 5) -> None:
+    """Validate the LR range test's settings (done before any data is read or model built).
+
+    Raises:
+        ConfigError: the message names the setting, its value and the valid range.
+    """
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+    if not (number(start_lr) and number(end_lr) and 0 < start_lr < end_lr):
+        raise ConfigError(f"LR range test needs finite numbers 0 < start_lr < end_lr, got start_lr={start_lr!r}, "
+                          f"end_lr={end_lr!r} (e.g. start_lr=1e-6, end_lr=10)")
+    if step_mode not in ("exp", "linear"):
+        raise ConfigError(f"step_mode={step_mode!r} is invalid: choose 'exp' or 'linear'")
+    for name, value in (("skip_start", skip_start), ("skip_end", skip_end)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{name}={value!r} is invalid: it must be an integer >= 0")
+    if not isinstance(num_iter, int) or isinstance(num_iter, bool) or num_iter < skip_start + skip_end + 2:
+        raise ConfigError(f"num_iter={num_iter!r} is too small: it must be an integer >= "
+                          f"skip_start + skip_end + 2 = {skip_start + skip_end + 2}")
+
+
 def lr_range_test(
     model: nn.Module,
-    train_loader: torch.utils.data.DataLoader,
+    train_loader: Iterable,
     *,
     device: torch.device | str,
     start_lr: float = 1e-6,
@@ -91,10 +116,19 @@ def lr_range_test(
 ) -> LRRangeTestResult:
     """Run the LR range test with Adam and suggest LRMAX and LRMIN.
 
+    The model is always restored afterwards, whatever happens (a NaN loss, the divergence stop,
+    too few points, an exception from the loader, Ctrl-C): every parameter and buffer (BatchNorm
+    running statistics and batch counts included) gets its exact value from before, and the model
+    returns to its device and its train/eval mode. The test's optimizer and LR scheduler are its
+    own and are dropped; the parameters' ``.grad`` are put back as they were; no hook is left on
+    the model.
+
     Args:
-        model: the model to probe; restored to its initial state afterwards, whatever happens.
-        train_loader: a DataLoader yielding (images (B, 3, 32, 32) float32, labels (B,) int64); it
-            is restarted when exhausted, so ``num_iter`` may exceed its length.
+        model: the model to probe.
+        train_loader: a DataLoader, or any re-iterable loader (e.g. a
+            :class:`~cifarhelpers.device_loader.DeviceLoader`), yielding (images (B, 3, 32, 32)
+            float32, labels (B,) int64); it is restarted when exhausted, so ``num_iter`` may exceed
+            its length.
         device: where to run.
         start_lr, end_lr: LR range; 0 < start_lr < end_lr.
         num_iter: iterations, >= skip_start + skip_end + 2.
@@ -106,31 +140,36 @@ def lr_range_test(
         skip_start, skip_end: points ignored at each end when suggesting an LR.
 
     Returns:
-        :class:`LRRangeTestResult`.
+        :class:`LRRangeTestResult`. A NaN or infinite loss ends the test at once; that step is
+        not recorded and ``stop_reason`` names the iteration and LR.
 
     Raises:
-        ConfigError: invalid range or iteration count, or too few finite points before the loss
-            diverged to suggest an LR (the message says how many and what to change).
+        ConfigError: invalid settings, or too few finite points before the loss diverged to
+            suggest an LR (the message says how many and what to change).
     """
-    from torch_lr_finder import LRFinder
+    with warnings.catch_warnings():  # torch-lr-finder imports tqdm.autonotebook, which warns in notebooks
+        warnings.filterwarnings("ignore", message=".*tqdm.autonotebook.*")
+        from torch_lr_finder import LRFinder
+        from torch_lr_finder.lr_finder import TrainDataLoaderIter
 
-    if not (0 < start_lr < end_lr) or not np.isfinite(end_lr):
-        raise ConfigError(f"LR range test needs 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
-    if step_mode not in ("exp", "linear"):
-        raise ConfigError(f"step_mode={step_mode!r} is invalid: choose 'exp' or 'linear'")
-    if not isinstance(num_iter, int) or num_iter < skip_start + skip_end + 2:
-        raise ConfigError(f"num_iter={num_iter!r} is too small: it must be an integer >= "
-                          f"skip_start + skip_end + 2 = {skip_start + skip_end + 2}")
+    check_settings(start_lr, end_lr, num_iter, step_mode, skip_start, skip_end)
     device = torch.device(device)
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=start_lr, weight_decay=weight_decay)
-    guard = _FiniteLoss(criterion if criterion is not None else nn.CrossEntropyLoss(), optimizer)
-    finder = LRFinder(model, optimizer, guard, device=device)
+    first = next(iter(model.parameters()), None)
+    home = first.device if first is not None else device
+    was_training = model.training
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+    finder = None
     stop_reason = None
     try:
+        model.to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=start_lr, weight_decay=weight_decay)
+        guard = _FiniteLoss(criterion if criterion is not None else nn.CrossEntropyLoss(), optimizer)
+        finder = LRFinder(model, optimizer, guard, device=device)  # keeps a deep copy of the state
+        batches = (train_loader if isinstance(train_loader, (torch.utils.data.DataLoader, TrainDataLoaderIter))
+                   else TrainDataLoaderIter(train_loader))
         with contextlib.redirect_stdout(io.StringIO()):  # it prints "Learning rate search finished..."
             try:
-                finder.range_test(train_loader, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                                   step_mode=step_mode, smooth_f=smooth_f, diverge_th=diverge_th)
             except DivergenceError as err:
                 stop_reason = f"stopped at iteration {len(finder.history['lr']) + 1}: {err}"
@@ -145,7 +184,12 @@ def lr_range_test(
             )
         suggestion = steepest_descent_lr(lrs, losses, skip_start, skip_end)
     finally:
-        finder.reset()  # restore weights, BatchNorm statistics and optimizer state
+        if finder is not None:
+            finder.reset()  # weights, BatchNorm statistics and batch counts, copied back in place
+        model.to(home)
+        model.train(was_training)
+        for p, g in zip(model.parameters(), grads):  # the test's last gradients are not the caller's
+            p.grad = None if g is None else g.to(p.device)
     settings = dict(start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, step_mode=step_mode,
                     weight_decay=weight_decay, smooth_f=smooth_f, diverge_th=diverge_th,
                     skip_start=skip_start, skip_end=skip_end,
@@ -190,10 +234,11 @@ def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> F
 def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0,
                       data=None, progress: bool = True) -> LRRangeTestResult:
     """The LR range test for a :class:`~cifarhelpers.config.TrainConfig`: its model (fresh, seeded),
-    data (subset, transform set, batch size), device and weight decay.
+    data (subset, loader, transform set, batch size), device and weight decay.
 
     Raises:
-        ConfigError, DataError: as :func:`cifarhelpers.train.prepare_data` and :func:`lr_range_test`.
+        ConfigError, DataError: as :func:`cifarhelpers.train.prepare_data` and :func:`lr_range_test`
+            (the test's settings are checked before any data is read).
     """
     from .devices import resolve_device
     from .models import build_model
@@ -201,12 +246,14 @@ def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_l
     from .reproducibility import seed_everything
     from .train import prepare_data
 
+    check_settings(start_lr, end_lr, num_iter)  # before any data is read
     device = resolve_device(cfg.device)
     prep = prepare_data(cfg, device, data, progress)
     seed_everything(cfg.seed)
     prep.train_loader.set_epoch(cfg.seed)
     model = build_model(cfg.model).to(device)
-    return lr_range_test(model, prep.train_loader.loader, device=device, start_lr=start_lr, end_lr=end_lr,
+    loader = getattr(prep.train_loader, "loader", prep.train_loader)  # the DataLoader, or the DeviceLoader itself
+    return lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr,
                          num_iter=num_iter, weight_decay=cfg.weight_decay, criterion=build_criterion(cfg))
 
 

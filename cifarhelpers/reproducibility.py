@@ -34,7 +34,14 @@ def seed_epoch(seed: int, epoch: int) -> int:
 
 
 def rng_states() -> dict:
-    """The global RNG states (python, numpy, torch CPU, torch CUDA), in types ``torch.load(weights_only=True)`` reads."""
+    """The global RNG states, in types ``torch.load(weights_only=True)`` reads.
+
+    Returns:
+        ``{"python": random.getstate() (a tuple of ints), "numpy": {"name", "keys" (624,) int64
+        tensor, "pos", "has_gauss", "cached_gaussian"}, "torch": (5056,) uint8 tensor, "cuda": list of
+        uint8 tensors, one per CUDA device (empty without CUDA)}``; :func:`restore_rng_states`
+        puts them back.
+    """
     np_state = np.random.get_state()
     return {
         "python": random.getstate(),
@@ -43,3 +50,20 @@ def rng_states() -> dict:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def restore_rng_states(states: dict) -> None:
+    """Set the global generators to ``states`` from :func:`rng_states` (e.g. out of a checkpoint).
+
+    CUDA states are restored only when as many CUDA devices are present as were saved (a
+    checkpoint from a GPU machine resumed on a CPU keeps the CPU streams).
+    """
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
+                         float(n["cached_gaussian"])))
+    torch.set_rng_state(states["torch"].cpu())
+    cuda = list(states.get("cuda") or [])
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])

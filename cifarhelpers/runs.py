@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ConfigError, RunWriteError
+
+#: Suffix of atomic_write's temp files (``.<name>.<random>.tmp``).
+TEMP_SUFFIX = ".tmp"
 
 
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output_dir") -> Path:
@@ -44,6 +48,7 @@ def new_run_dir(output_dir: str | os.PathLike, name: str) -> Path:
 
     Raises:
         ConfigError: ``output_dir`` is not a writable folder.
+        RunWriteError: the folder could not be created (e.g. the disk is full).
     """
     parent = ensure_writable_dir(output_dir)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
@@ -54,33 +59,105 @@ def new_run_dir(output_dir: str | os.PathLike, name: str) -> Path:
             return candidate
         except FileExistsError:
             continue
+        except OSError as err:
+            raise RunWriteError(f"could not create the run folder {candidate}: {err.strerror or err}. Free some "
+                                "disk space or choose another output_dir.") from err
     raise RunWriteError(f"could not find a free run folder name under {parent}")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write ``path`` through ``write(file)`` atomically (temp file, fsync, rename).
+    """Write ``path`` through ``write(file)`` atomically (temp file, fsync, rename, fsync folder).
+
+    The bytes go to a temp file ``.<name>.<random>.tmp`` in the same folder, which is flushed,
+    fsynced and then renamed over ``path`` (``os.replace``, atomic on POSIX and Windows), and the
+    folder is fsynced so the rename survives a power cut. A reader therefore sees either the old
+    file or the new one, never a mix. A process killed mid-write leaves at most the temp file
+    (see :func:`remove_temp_files`).
+
+    Args:
+        path: the file to (re)write; its folder must exist.
+        write: called once with the open binary temp file; writes the whole content.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        RunWriteError: the write failed (disk full, read-only folder...); any earlier version of
-            ``path`` is untouched and the temp file is removed.
+        RunWriteError: the write failed (disk full, read-only folder, quota...: an OSError, or
+            an error raised while handling one); any earlier version of ``path`` is untouched and
+            the temp file is removed.
+        Any other exception ``write`` raises (e.g. an object torch cannot save) propagates
+        unchanged, after the temp file is removed and with ``path`` untouched.
     """
     path = Path(path)
     tmp: Path | None = None
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
+                                         delete=False) as f:
             tmp = Path(f.name)
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        earlier = " The earlier version is intact." if path.exists() else ""
-        raise RunWriteError(f"could not write {path}: {err.strerror or err}.{earlier} Free some space or "
-                            "choose another output_dir.") from err
+        tmp = None
+        _fsync_folder(path.parent)
+    except Exception as err:
+        cause = _os_error_in(err)
+        if cause is None:
+            raise
+        earlier = " The earlier version of the file is intact." if path.exists() else ""
+        raise RunWriteError(f"could not write {path}: {cause.strerror or cause}.{earlier} Free some disk space or "
+                            "choose another output_dir (a folder you can write to), then run again.") from err
+    finally:
+        if tmp is not None:  # failed or interrupted (KeyboardInterrupt included): drop the partial file
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return path
+
+
+def _os_error_in(err: BaseException) -> OSError | None:
+    """``err`` if it is an OSError, else the first OSError it was raised from or while handling.
+
+    Writers may hide the OSError of a full disk: ``torch.save`` raises a RuntimeError from its
+    zip writer's clean-up, with the OSError as its context.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files an interrupted :func:`atomic_write` left in ``folder`` (``.*.tmp``).
+
+    Only a process killed between creating and renaming its temp file (SIGKILL, power cut) leaves
+    one; the file it was replacing is intact. Call this before writing into a folder again, e.g.
+    when resuming a run. Returns the paths removed.
+    """
+    removed = []
+    for candidate in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        if candidate.is_file():
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every OS or file system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _json_ready(obj: Any) -> Any:

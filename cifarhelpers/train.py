@@ -5,18 +5,24 @@ Run::
     cifar-train                          # full 24-epoch recipe on a GPU, short profile on a CPU
     cifar-train --profile full           # the 24-epoch recipe even without a GPU (hours on 2 cores)
     python -m cifarhelpers.train --max-lr 0.02 --train-subset 10000 --epochs 5
+    cifar-train --resume runs/20261122-101500-custom_resnet   # continue a killed run, same settings
 
 From Python::
 
     from cifarhelpers.config import TrainConfig
-    from cifarhelpers.train import fit
+    from cifarhelpers.train import fit, resume_config
     result = fit(TrainConfig(epochs=24, max_lr=0.01))
     result.final_test_accuracy, result.run_dir
+    result = fit(resume_config("runs/20261122-101500-custom_resnet"))   # after a crash
 
-Every run writes a new folder under ``output_dir`` holding ``metrics.json`` (config, per-epoch
-history, final test accuracy, timings, device, torch version, data source and hash),
+Every run writes a new folder under ``output_dir`` holding ``metrics.json`` (status, config,
+per-epoch history, final test accuracy, timings, device, torch version, data source and hash),
+``checkpoint.pt`` (everything needed to continue, rewritten atomically after every epoch),
 ``model.pt`` (the final ``state_dict``, loadable with ``torch.load(weights_only=True)``) and
-``curves.png``.
+``curves.png``. ``metrics.json``'s ``status`` is ``"running"``, ``"completed"``, ``"diverged"``
+(a NaN or infinite loss), ``"failed"`` (a write failed) or ``"interrupted"`` (Ctrl-C); for the
+last three, ``stop_reason`` and ``stopped_epoch`` say why and where. A run killed outright
+(SIGKILL, a dead kernel) stays ``"running"``; its checkpoint holds every finished epoch.
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
+import os
 import platform
+import signal
 import sys
+import threading
 import time
 import typing
 from dataclasses import dataclass
@@ -38,7 +48,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import check_resumable, load_checkpoint, load_weights, save_checkpoint
-from .config import PROFILES, SHORT_PROFILE, TrainConfig, profile_overrides
+from .config import LOADERS, PROFILES, SHORT_PROFILE, TrainConfig, profile_overrides
 from .data import CIFAR10Data, ChannelStats, dataset_statistics, load_cifar10, stratified_subset
 from .device_loader import DeviceLoader
 from .devices import device_name, resolve_device
@@ -48,8 +58,9 @@ from .loaders import AlbumentationsLoader, check_batches, default_num_workers, s
 from .models import build_model, count_parameters
 from .plots import plot_curves
 from .recipes import build_criterion, build_optimizer
-from .reproducibility import rng_states, seed_epoch, seed_everything
-from .runs import atomic_write, ensure_writable_dir, new_run_dir, read_json, save_figure, write_json
+from .reproducibility import restore_rng_states, rng_states, seed_epoch, seed_everything
+from .runs import (atomic_write, ensure_writable_dir, new_run_dir, read_json, remove_temp_files, save_figure,
+                   write_json)
 from .transforms import test_transform, train_transform
 
 METRICS_FILE = "metrics.json"
@@ -131,8 +142,12 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
 def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True) -> RunResult:
     """Train ``cfg.model`` with ``cfg.recipe``, checkpointing every epoch into a new run folder.
 
-    With ``cfg.resume`` set to a run folder, training continues from that folder's last
-    checkpoint, in that folder; on the CPU the result is exactly that of the run left alone.
+    After every epoch ``checkpoint.pt`` (model, optimizer, scheduler, epoch, history, config, data
+    hash, RNG states) and ``metrics.json`` are rewritten atomically, so a run killed at any moment
+    loses at most the epoch in flight. Every epoch re-derives its random streams from
+    ``(cfg.seed, epoch)`` (:func:`~cifarhelpers.reproducibility.seed_epoch`), so with
+    ``cfg.resume`` set to a run folder, training continues from that folder's last checkpoint, in
+    that folder, and on the CPU ends with exactly the history of the run left alone.
 
     Args:
         cfg: the run's validated config.
@@ -146,20 +161,29 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     Raises:
         ConfigError: the device is unavailable, the output folder is not writable, a subset is
             larger than the data, or the resumed run is already complete (all checked before
-            training starts).
+            training starts; nothing is written).
         CheckpointError: the checkpoint to resume from is missing, unsafe, or from another
-            config or data copy.
+            config or data copy (checked before training starts; nothing is written).
         DataError / DataNotFoundError: the data cannot be read.
-        DivergenceError: the loss became NaN or infinite; ``metrics.json`` in the run folder says
-            where (status ``"diverged"``) and the last good checkpoint is kept.
-        RunWriteError: an artifact could not be written; the earlier checkpoint is intact.
+        DivergenceError: a training or test loss became NaN or infinite; the message names the
+            epoch, step and LR and the run folder, whose ``metrics.json`` says why the run stopped
+            (status ``"diverged"``) and whose ``checkpoint.pt`` still holds the last good epoch.
+        RunWriteError: an artifact could not be written (disk full, read-only folder); the
+            earlier checkpoint is intact and ``metrics.json`` says ``"failed"`` if it could be written.
     """
     wall_start = time.perf_counter()
     device = resolve_device(cfg.device)
-    resumed = load_checkpoint(cfg.resume) if cfg.resume else None
-    if resumed is not None and resumed["epoch"] >= cfg.epochs:
-        raise ConfigError(f"the run in {cfg.resume} already finished its {resumed['epoch']} epochs: nothing to resume")
-    ensure_writable_dir(cfg.resume or cfg.output_dir, "resume" if cfg.resume else "output_dir")
+    resumed = None
+    if cfg.resume:
+        resumed = load_checkpoint(cfg.resume)
+        check_resumable(resumed, cfg.to_dict())  # the config before any data is read
+        if resumed["epoch"] >= cfg.epochs:
+            raise ConfigError(f"resume={cfg.resume!r}: that run already finished its {resumed['epoch']} epochs, "
+                              "so there is nothing to resume. Its weights are in model.pt (or checkpoint.pt: "
+                              "load_weights(model, folder)); start a new run to train further.")
+        ensure_writable_dir(cfg.resume, "resume")
+    else:
+        ensure_writable_dir(cfg.output_dir, "output_dir")
     data_start = time.perf_counter()
     prep = prepare_data(cfg, device, data, progress)
     data_seconds = time.perf_counter() - data_start
@@ -181,10 +205,15 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         schedule.load_state_dict(resumed["scheduler"])
+        if resumed.get("rng"):
+            restore_rng_states(resumed["rng"])  # each epoch reseeds anyway; this keeps the streams whole
         run_dir = Path(cfg.resume)
+        remove_temp_files(run_dir)  # what a kill during a write left behind
         try:
             metrics = read_json(run_dir / METRICS_FILE, "metrics file")
-        except ConfigError:  # lost or damaged: the checkpoint holds the history, start it afresh
+        except ConfigError:  # lost or damaged: the checkpoint holds the history
+            metrics = None
+        if not isinstance(metrics, dict):
             metrics = _new_metrics(cfg, net, prep, device)
         metrics["history"] = list(resumed["history"])
         metrics.setdefault("resumed_at_epochs", []).append(resumed["epoch"])
@@ -192,13 +221,14 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.model)
         metrics = _new_metrics(cfg, net, prep, device)
-    metrics.update(status="running", stop_reason=None)
+    metrics.update(status="running", stop_reason=None, stopped_epoch=None, final_test_accuracy=None)
     metrics["timings"] = {"data_seconds": data_seconds}
     write_json(run_dir / METRICS_FILE, metrics)
 
     amp = cfg.amp and device.type == "cuda"
     history: list[dict] = metrics["history"]
     first_epoch = len(history)
+    epoch = first_epoch
     bar = tqdm(range(first_epoch, cfg.epochs), initial=first_epoch, total=cfg.epochs,
                desc=f"{cfg.model} {cfg.recipe}", unit="epoch", disable=not progress)
     try:
@@ -209,40 +239,58 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
                                     progress=progress)
             test = evaluate(model, prep.test_loader, criterion, device=device, amp=amp,
                             channels_last=cfg.channels_last, progress=progress)
+            if not (math.isfinite(train.loss) and math.isfinite(test.loss)):
+                steps = len(prep.train_loader)
+                raise DivergenceError(
+                    f"training diverged: the test loss is {test.loss} (train loss {train.loss}) after epoch "
+                    f"{epoch + 1}/{cfg.epochs}, step {steps}/{steps}, lr {train.lr:.3g}: the weights are no longer "
+                    "finite. Lower the max LR (try a tenth of it, or run the LR range test) and start again."
+                )
             schedule.after_epoch(test.loss)
-            history.append({
+            entry = {
                 "epoch": epoch + 1,
                 "train_loss": train.loss, "train_accuracy": train.accuracy,
                 "test_loss": test.loss, "test_accuracy": test.accuracy,
                 "lr": train.lr, "train_seconds": train.seconds, "test_seconds": test.seconds,
                 "seconds": train.seconds + test.seconds,
-            })
+            }
             save_checkpoint(run_dir, {
                 "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": schedule.state_dict(), "scaler": None, "history": history,
+                "scheduler": schedule.state_dict(), "scaler": None, "history": [*history, entry],
                 "config": cfg.to_dict(), "data_sha256": sha,
                 "rng": {**rng_states(), "loader": prep.train_loader.generator.get_state()},
             })
+            history.append(entry)  # only once it is safely on disk
             write_json(run_dir / METRICS_FILE, metrics)
             bar.set_postfix(train_loss=f"{train.loss:.3f}", test_acc=f"{100 * test.accuracy:.2f}%")
             if progress:
                 tqdm.write(f"epoch {epoch + 1:>2}/{cfg.epochs}  train loss {train.loss:.4f} acc {100 * train.accuracy:6.2f}%  "
                            f"test loss {test.loss:.4f} acc {100 * test.accuracy:6.2f}%  lr {train.lr:.2e}  "
                            f"{train.seconds + test.seconds:.1f} s")
+        epoch = cfg.epochs - 1  # what follows belongs to the last epoch
+        metrics.update(status="completed", final_test_accuracy=history[-1]["test_accuracy"])
+        atomic_write(run_dir / WEIGHTS_FILE, lambda f: torch.save(net.state_dict(), f))
+        save_figure(plot_curves(history, title=f"{cfg.model}, {cfg.recipe}: test accuracy "
+                                               f"{100 * history[-1]['test_accuracy']:.2f}%"), run_dir / CURVES_FILE)
+        _finish(metrics, run_dir, wall_start)
     except (DivergenceError, RunWriteError, KeyboardInterrupt) as err:
         status = {DivergenceError: "diverged", RunWriteError: "failed"}.get(type(err), "interrupted")
-        metrics.update(status=status, stop_reason=str(err) or type(err).__name__)
+        kept = (f"checkpoint.pt keeps epoch {len(history)}/{cfg.epochs}" if history
+                else "no epoch finished, so there is no checkpoint")
+        where = f" Run folder: {run_dir} (metrics.json: status {status!r}; {kept})."
+        if status != "diverged" and history:
+            where += f" Continue it with resume={str(run_dir)!r} (cifar-train --resume {run_dir})."
+        metrics.update(status=status, stop_reason=(str(err) or type(err).__name__), stopped_epoch=epoch + 1,
+                       final_test_accuracy=None)
         with contextlib.suppress(RunWriteError):  # the disk may still be full: the error below says so
             _finish(metrics, run_dir, wall_start)
-        raise
+        if isinstance(err, KeyboardInterrupt):
+            print(f"interrupted during epoch {epoch + 1}.{where}", file=sys.stderr)
+            raise
+        raise type(err)(f"{err}{where}") from err
     finally:
         bar.close()
 
-    metrics.update(status="completed", final_test_accuracy=history[-1]["test_accuracy"])
-    atomic_write(run_dir / WEIGHTS_FILE, lambda f: torch.save(net.state_dict(), f))
-    save_figure(plot_curves(history, title=f"{cfg.model}, {cfg.recipe}: test accuracy "
-                                           f"{100 * history[-1]['test_accuracy']:.2f}%"), run_dir / CURVES_FILE)
-    _finish(metrics, run_dir, wall_start)
     net.eval()
     return RunResult(run_dir=run_dir, history=history, final_test_accuracy=metrics["final_test_accuracy"],
                      metrics=metrics, model=net)
@@ -305,6 +353,10 @@ def _field_help() -> dict[str, str]:
     return {k: v.replace("%", "%%") for k, v in helps.items()}
 
 
+#: Default of every field flag: tells "not given" apart from an explicit ``none``.
+_UNSET = object()
+
+
 def _parse_bool(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -314,49 +366,139 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _parser_for(base: type, optional: bool):
+    """An argparse ``type`` for a field: int, float or str, plus ``none`` when the field is optional,
+    with a message that says what is expected."""
+    what = {int: "an integer", float: "a number"}.get(base, "a value")
+    if optional:
+        what += " or none"
+
+    def parse(text: str):
+        if optional and text.strip().lower() in ("none", "null"):
+            return None
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    parse.__name__ = base.__name__
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cifar-train`` argument parser: one flag per :class:`TrainConfig` field, plus ``--profile``."""
+    """The ``cifar-train`` argument parser: one flag per :class:`TrainConfig` field, plus ``--profile``
+    and ``--quiet``. Optional fields accept ``none`` (e.g. ``--train-subset none`` for all images).
+    Flags not given are left at a sentinel, so :func:`config_from_args` can tell them apart."""
     parser = argparse.ArgumentParser(
         prog="cifar-train",
         description="Train a CIFAR-10 classifier (default: the custom ResNet, 24 epochs of OneCycle) and "
-                    "write a run folder with metrics.json, model.pt and curves.png.",
+                    "write a run folder with metrics.json, model.pt and curves.png, checkpointing every epoch. "
+                    "Continue a run that was killed with --resume RUN_FOLDER (its settings are reused).",
     )
     parser.add_argument(
         "--profile", choices=PROFILES, default="auto",
         help="auto (default): the full recipe on a CUDA GPU, the short profile elsewhere; short: "
-             + ", ".join(f"{k}={v}" for k, v in SHORT_PROFILE.items()) + "; full: the recipe as configured.",
+             + ", ".join(f"{k}={v}" for k, v in SHORT_PROFILE.items()) + "; full: the recipe as configured. "
+             "Ignored with --resume.",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     helps = _field_help()
     hints = typing.get_type_hints(TrainConfig)
+    from .models import MODEL_NAMES
+    from .recipes import RECIPES
+    from .transforms import TRANSFORM_SETS
+
+    # shown in --help; TrainConfig checks the value (with the same list in its message)
+    choices = {"model": MODEL_NAMES, "recipe": tuple(RECIPES), "transform_set": tuple(TRANSFORM_SETS),
+               "loader": LOADERS}
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        args = typing.get_args(kind)
+        optional = type(None) in args
+        base = next((t for t in args if t is not type(None)), kind)
         text = helps.get(field.name, "")
         if base is bool:
-            parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", default=None,
+            parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", default=_UNSET,
                                 help=f"{text} (default: {field.default})")
         else:
-            parser.add_argument(flag, type=base, default=None, help=f"{text} (default: {field.default})")
+            metavar = "{" + ",".join(choices[field.name]) + "}" if field.name in choices else field.name.upper()
+            parser.add_argument(flag, type=_parser_for(base, optional), default=_UNSET,
+                                metavar=metavar, help=f"{text} (default: {field.default})")
     return parser
 
 
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, _UNSET) is not _UNSET}
+
+
 def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainConfig, str]:
-    """The run's config: defaults, then the profile, then the flags given. Returns (config, profile used)."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    """The run's config: defaults, then the profile, then the flags given. Returns (config, profile used).
+
+    With ``--resume FOLDER`` the base is the config saved in the folder's checkpoint instead (the
+    profile is ignored and ``"resume"`` returned as the profile), so ``cifar-train --resume FOLDER``
+    alone continues the run as it was started; flags given on top may only change where things
+    are (device, data_root, output_dir...): :func:`fit` refuses anything else, naming the fields.
+
+    Raises:
+        ConfigError: an invalid value (named, with its valid range or choices).
+        CheckpointError: ``--resume`` names a folder without a readable, safe checkpoint.
+    """
+    given = _given(args)
+    if given.get("resume"):
+        saved = load_checkpoint(given["resume"])["config"]
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        base = {k: v for k, v in saved.items() if k in fields and k not in ("resume",)}
+        return TrainConfig(**{**base, **given}), "resume"
     profile = args.profile if args.profile != "auto" else ("full" if device_type == "cuda" else "short")
     return TrainConfig(**{**profile_overrides(profile, device_type), **given}), profile
 
 
+def resume_config(run_dir: str | os.PathLike, **changes: Any) -> TrainConfig:
+    """The config to continue the run in ``run_dir``: the one saved in its checkpoint, with
+    ``resume=run_dir`` and ``changes`` (only where-things-are fields such as ``device`` or
+    ``data_root`` may differ; :func:`fit` refuses the rest).
+
+    Example::
+
+        result = fit(resume_config("runs/20261122-101500-custom_resnet"))
+
+    Raises:
+        CheckpointError: no readable, safe checkpoint in ``run_dir``.
+        ConfigError: an invalid or unknown field in ``changes``.
+    """
+    saved = load_checkpoint(run_dir)["config"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    base = TrainConfig(**{k: v for k, v in saved.items() if k in fields and k != "resume"})
+    return base.replace(**{**changes, "resume": os.fspath(run_dir)})
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a stopped job, a runtime shutting down), turned into an interruption by :func:`main`
+    so the run folder records it (status ``"interrupted"``) like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("terminated by SIGTERM")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``cifar-train`` and ``python -m cifarhelpers.train``. Returns the exit status."""
+    """Entry point of ``cifar-train`` and ``python -m cifarhelpers.train``. Returns the exit status:
+    0 done, 1 training or writing failed (divergence, disk, data, checkpoint), 2 invalid settings
+    (argparse's own errors too), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        device = resolve_device(args.device or "auto")
+        device = resolve_device(args.device if args.device is not _UNSET else "auto")
         cfg, profile = config_from_args(args, device.type)
         print(f"device: {device_name(device)}")
-        if profile == "short":
+        if profile == "resume":
+            print(f"resuming the run in {cfg.resume} with its saved settings ({cfg.epochs} epochs, batch "
+                  f"{cfg.batch_size}, {cfg.train_subset or 50000:,} training images)")
+        elif profile == "short":
             why = "no CUDA GPU found" if args.profile == "auto" else "--profile short"
             print(f"{why}: running the SHORT profile: {cfg.train_subset or 50000:,} training images, {cfg.epochs} "
                   f"epoch(s), batch {cfg.batch_size}, test on {cfg.test_subset or 10000:,} images. "
@@ -370,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
     except CifarHelpersError as err:
         print(f"cifar-train: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"final test accuracy: {100 * result.final_test_accuracy:.2f}% "
           f"({result.metrics['data']['test_images']:,} test images)")
     print(f"wall time: {result.metrics['timings']['wall_seconds']:.1f} s; run folder: {result.run_dir}")
