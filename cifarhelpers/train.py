@@ -447,10 +447,7 @@ def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainC
     """
     given = _given(args)
     if given.get("resume"):
-        saved = load_checkpoint(given["resume"])["config"]
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        base = {k: v for k, v in saved.items() if k in fields and k not in ("resume",)}
-        return TrainConfig(**{**base, **given}), "resume"
+        return resume_config(given.pop("resume"), **given), "resume"
     profile = args.profile if args.profile != "auto" else ("full" if device_type == "cuda" else "short")
     return TrainConfig(**{**profile_overrides(profile, device_type), **given}), profile
 
