@@ -61,6 +61,14 @@ def predict_images(model: nn.Module, images: np.ndarray, labels: np.ndarray, mea
         images: (N, 32, 32, 3) uint8; labels: (N,) int.
         mean, std: the training statistics on the [0, 1] scale.
         device: where the model is.
+        batch_size: images per forward pass.
+        progress: a tqdm bar over the batches.
+
+    Returns:
+        :class:`Predictions`, in the order of ``images``.
+
+    Raises:
+        ValueError: images not (N, H, W, 3) uint8, or len(labels) != N.
     """
     loader = AlbumentationsLoader(images, labels, test_transform(mean, std), batch_size=batch_size, train=False)
     logits, _ = predict(model, loader, device=torch.device(device), progress=progress)
@@ -71,14 +79,31 @@ def predict_images(model: nn.Module, images: np.ndarray, labels: np.ndarray, mea
 
 
 def most_confident_mistakes(preds: Predictions, limit: int | None = None) -> np.ndarray:
-    """Indices of misclassified images, the most confident mistakes first (the informative ones)."""
+    """Indices of misclassified images, the most confident mistakes first (the informative ones).
+
+    Returns:
+        (K,) int64 indices into ``preds`` (K = number of mistakes, at most ``limit``); ties keep
+        the images' order.
+    """
     wrong = np.flatnonzero(preds.predicted != preds.labels)
     order = wrong[np.argsort(-preds.confidence[wrong], kind="stable")]
     return order if limit is None else order[:limit]
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """(C, C) int64 counts: row = true class, column = predicted class (scikit-learn's convention)."""
+    """(C, C) int64 counts: row = true class, column = predicted class (scikit-learn's convention).
+
+    Args:
+        labels, predicted: (N,) class indices in [0, num_classes).
+
+    Returns:
+        The matrix; it sums to N.
+
+    Raises:
+        ValueError: ``labels`` and ``predicted`` differ in length.
+    """
+    if len(labels) != len(predicted):
+        raise ValueError(f"{len(labels)} labels but {len(predicted)} predictions: they must match one to one")
     from sklearn.metrics import confusion_matrix as sk_confusion
 
     return sk_confusion(labels, predicted, labels=list(range(num_classes))).astype(np.int64)
@@ -94,6 +119,48 @@ def per_class_metrics(labels: np.ndarray, predicted: np.ndarray, classes: Sequen
         labels, predicted, labels=list(range(len(classes))), zero_division=0)
     return [{"class": name, "accuracy": float(r), "precision": float(p), "recall": float(r), "f1": float(f),
              "support": int(s)} for name, p, r, f, s in zip(classes, precision, recall, f1, support)]
+
+
+#: The GradCAM layer used when none is named: each model's last convolutional stage (4x4 maps).
+DEFAULT_GRADCAM_LAYERS = {"custom_resnet": "layer3", "resnet18": "layer4", "dilated_net": "block4"}
+
+
+def default_gradcam_layer(model: nn.Module | str) -> str:
+    """The usual GradCAM layer of a registry model (by name or instance): its last convolutional stage.
+
+    Raises:
+        ValueError: the model is not in :data:`DEFAULT_GRADCAM_LAYERS` (name a layer instead).
+    """
+    from .models import MODELS
+
+    name = model if isinstance(model, str) else next(
+        (key for key, cls in MODELS.items() if type(model) is cls), type(model).__name__)
+    if name not in DEFAULT_GRADCAM_LAYERS:
+        raise ValueError(f"no default GradCAM layer for model {name!r}: name one (e.g. gradcam_layer='layer3'); "
+                         f"defaults exist for {sorted(DEFAULT_GRADCAM_LAYERS)}")
+    return DEFAULT_GRADCAM_LAYERS[name]
+
+
+def mistake_titles(preds: Predictions, indices: Sequence[int], classes: Sequence[str]) -> list[str]:
+    """One caption per image: ``"true cat\npred dog 87%"`` (confidence of the predicted class, in percent)."""
+    return [f"true {classes[preds.labels[i]]}\npred {classes[preds.predicted[i]]} {100 * preds.confidence[i]:.0f}%"
+            for i in indices]
+
+
+def summarize(preds: Predictions, classes: Sequence[str]) -> dict:
+    """JSON-ready summary of ``preds``: images, accuracy (fraction), the (C, C) confusion matrix as
+    nested lists (row = true class) and :func:`per_class_metrics`."""
+    matrix = confusion_matrix(preds.labels, preds.predicted, len(classes))
+    return {"test_images": int(len(preds.labels)), "accuracy": preds.accuracy, "classes": list(classes),
+            "confusion_matrix": matrix.tolist(), "per_class": per_class_metrics(preds.labels, preds.predicted, classes)}
+
+
+def per_class_table(rows: Sequence[dict]) -> str:
+    """Rows of :func:`per_class_metrics` as aligned text, rates in percent."""
+    lines = [f"{'class':<12}{'accuracy':>10}{'precision':>11}{'recall':>9}{'f1':>8}{'images':>8}"]
+    lines += [f"{r['class']:<12}{100 * r['accuracy']:>9.1f}%{100 * r['precision']:>10.1f}%{100 * r['recall']:>8.1f}%"
+              f"{100 * r['f1']:>7.1f}%{r['support']:>8,}" for r in rows]
+    return "\n".join(lines)
 
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
@@ -116,10 +183,13 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, targets: Sequence[int], laye
             *, device: torch.device | str) -> np.ndarray:
     """GradCAM heat maps, one target class per image.
 
+    The model is run in eval mode (BatchNorm uses its running statistics, which are not updated)
+    and left in the mode it was in; its weights and any ``.grad`` it held are unchanged.
+
     Args:
-        model: the classifier (put in eval mode; its weights are not changed).
-        inputs: (N, 3, H, W) normalized float32 images.
-        targets: N class indices, the class whose score each map explains.
+        model: the classifier, on ``device``.
+        inputs: (N, 3, H, W) normalized float32 images, N >= 1.
+        targets: N class indices, the class whose score each map explains (e.g. the predicted class).
         layer: the convolutional layer (or its dotted name) whose activations are weighted.
         device: where the model is.
 
@@ -127,18 +197,29 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, targets: Sequence[int], laye
         (N, H, W) float32 maps in [0, 1], upsampled to the input size.
 
     Raises:
-        ValueError: unknown layer, or len(targets) != N.
+        ValueError: unknown layer (the message lists the model's layers), ``inputs`` not (N, 3, H, W)
+            with N >= 1, or len(targets) != N.
     """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    if inputs.ndim != 4 or inputs.shape[1] != 3 or len(inputs) == 0:
+        raise ValueError(f"gradcam expects a non-empty (N, 3, H, W) batch of normalized images, got shape "
+                         f"{tuple(inputs.shape)}: use transforms.normalize_batch(images, mean, std)")
     if len(targets) != len(inputs):
         raise ValueError(f"{len(inputs)} images but {len(targets)} targets: give one target class per image")
     target_layer = resolve_layer(model, layer)
-    model.eval()
-    with GradCAM(model=model, target_layers=[target_layer]) as cam:
-        maps = cam(input_tensor=inputs.to(device), targets=[ClassifierOutputTarget(int(t)) for t in targets])
-    return maps.astype(np.float32)
+    was_training = model.training
+    grads = [(p, p.grad) for p in model.parameters()]
+    try:
+        model.eval()
+        with GradCAM(model=model, target_layers=[target_layer]) as cam:
+            maps = cam(input_tensor=inputs.to(device), targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    finally:
+        model.train(was_training)
+        for p, grad in grads:
+            p.grad = grad
+    return np.clip(maps, 0.0, 1.0).astype(np.float32)
 
 
 def overlay_cams(images: np.ndarray, cams: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
@@ -147,13 +228,23 @@ def overlay_cams(images: np.ndarray, cams: np.ndarray, image_weight: float = 0.5
     Args:
         images: (N, H, W, 3) RGB, float in [0, 1] (e.g. ``transforms.denormalize``) or uint8.
         cams: (N, H, W) maps in [0, 1].
+        image_weight: weight of the image in the blend, in [0, 1] (the map gets 1 - image_weight).
 
     Returns:
         (N, H, W, 3) uint8 RGB overlays.
+
+    Raises:
+        ValueError: shapes that do not match, or float images outside [0, 1].
     """
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    images = np.asarray(images)
+    images, cams = np.asarray(images), np.asarray(cams)
+    if images.ndim != 4 or images.shape[-1] != 3 or cams.shape != images.shape[:3]:
+        raise ValueError(f"overlay_cams expects images (N, H, W, 3) and cams (N, H, W) of the same N, H, W, got "
+                         f"{images.shape} and {cams.shape}")
     rgb = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    if rgb.size and (rgb.min() < 0.0 or rgb.max() > 1.0):
+        raise ValueError(f"float images must be in [0, 1] (got [{rgb.min():.3f}, {rgb.max():.3f}]): un-normalize "
+                         "them with transforms.denormalize(inputs, mean, std)")
     return np.stack([show_cam_on_image(img, cam, use_rgb=True, image_weight=image_weight)
                      for img, cam in zip(rgb, cams)])

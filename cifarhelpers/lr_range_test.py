@@ -44,6 +44,8 @@ class LRRangeTestResult:
         stopped_early: the test ended before ``num_iter`` iterations.
         stop_reason: why it stopped early (loss diverged or not finite), else None.
         settings: start_lr, end_lr, num_iter, step_mode, batch_size, skip_start, skip_end, smooth_f.
+        restored: every tensor of the model's ``state_dict`` (weights, BatchNorm statistics) was
+            checked after the test and is bit-for-bit what it was before.
     """
 
     lrs: list[float]
@@ -54,6 +56,7 @@ class LRRangeTestResult:
     stopped_early: bool
     stop_reason: str | None
     settings: dict = field(default_factory=dict)
+    restored: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,6 +161,7 @@ def lr_range_test(
     home = first.device if first is not None else device
     was_training = model.training
     grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     finder = None
     stop_reason = None
     try:
@@ -190,13 +194,14 @@ def lr_range_test(
         model.train(was_training)
         for p, g in zip(model.parameters(), grads):  # the test's last gradients are not the caller's
             p.grad = None if g is None else g.to(p.device)
+    restored = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     settings = dict(start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, step_mode=step_mode,
                     weight_decay=weight_decay, smooth_f=smooth_f, diverge_th=diverge_th,
                     skip_start=skip_start, skip_end=skip_end,
                     batch_size=getattr(train_loader, "batch_size", None))
     return LRRangeTestResult(lrs=lrs, losses=losses, suggested_lr=suggestion, max_lr=suggestion,
                              min_lr=suggestion / 10.0, stopped_early=stop_reason is not None,
-                             stop_reason=stop_reason, settings=settings)
+                             stop_reason=stop_reason, settings=settings, restored=restored)
 
 
 def steepest_descent_lr(lrs: list[float], losses: list[float], skip_start: int = 10, skip_end: int = 5) -> float:
@@ -232,9 +237,16 @@ def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> F
 
 
 def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0,
-                      data=None, progress: bool = True) -> LRRangeTestResult:
+                      data=None, progress: bool = True, **options) -> LRRangeTestResult:
     """The LR range test for a :class:`~cifarhelpers.config.TrainConfig`: its model (fresh, seeded),
     data (subset, loader, transform set, batch size), device and weight decay.
+
+    Args:
+        cfg: the run's config.
+        num_iter, start_lr, end_lr: the sweep (see :func:`lr_range_test`).
+        data: an already loaded copy; by default ``load_cifar10(cfg.data_root)``.
+        progress: progress bars while loading data.
+        **options: ``smooth_f``, ``diverge_th``, ``skip_start``, ``skip_end`` of :func:`lr_range_test`.
 
     Raises:
         ConfigError, DataError: as :func:`cifarhelpers.train.prepare_data` and :func:`lr_range_test`
@@ -253,8 +265,8 @@ def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_l
     prep.train_loader.set_epoch(cfg.seed)
     model = build_model(cfg.model).to(device)
     loader = getattr(prep.train_loader, "loader", prep.train_loader)  # the DataLoader, or the DeviceLoader itself
-    return lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr,
-                         num_iter=num_iter, weight_decay=cfg.weight_decay, criterion=build_criterion(cfg))
+    return lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                         weight_decay=cfg.weight_decay, criterion=build_criterion(cfg), **options)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ works under any backend, leaks no global state, shows inline when it is a notebo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -43,20 +44,21 @@ def plot_curves(history: Sequence[dict], title: str | None = None) -> Figure:
 
 
 def plot_lr_schedule(lrs: Sequence[float], steps_per_epoch: int, title: str = "LR schedule") -> Figure:
-    """LR per optimizer step, x axis in epochs, with the peak marked.
+    """LR per optimizer step, with the peak marked. Step ``i`` (0-based) is drawn at the epoch it
+    ends, ``(i + 1) / steps_per_epoch``, so the last step of epoch 5 sits at 5.
 
     Args:
         lrs: LR of every step (e.g. ``cifarhelpers.recipes.lr_schedule``).
         steps_per_epoch: steps per epoch, to put the x axis in epochs.
     """
     lrs = np.asarray(lrs, dtype=float)
-    x = np.arange(len(lrs)) / steps_per_epoch
+    x = (np.arange(len(lrs)) + 1) / steps_per_epoch  # step i ends at (i + 1) / steps_per_epoch epochs
     fig = Figure(figsize=(7, 3.5), layout="constrained")
     ax = fig.subplots()
     ax.plot(x, lrs, color=TRAIN_COLOR)
     peak = int(np.argmax(lrs))
     ax.plot(x[peak], lrs[peak], "o", color=TEST_COLOR)
-    ax.annotate(f"peak {lrs[peak]:.3g} at epoch {(peak + 1) / steps_per_epoch:.2f}", (x[peak], lrs[peak]),
+    ax.annotate(f"peak {lrs[peak]:.3g} at epoch {x[peak]:.2f}", (x[peak], lrs[peak]),
                 textcoords="offset points", xytext=(8, -4), color=TEST_COLOR)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
     ax.grid(alpha=0.3)
@@ -110,7 +112,8 @@ def plot_class_balance(train_counts: Sequence[int], test_counts: Sequence[int], 
     sns.barplot(frame, x="class", y="images", hue="split", ax=ax, palette=[TRAIN_COLOR, TEST_COLOR])
     for container in ax.containers:
         ax.bar_label(container, fontsize=7)
-    ax.set(title="Images per class", xlabel="", ylabel="images")
+    ax.set(title="Images per class", xlabel="", ylabel="images", ylim=(0, 1.2 * max(max(train_counts), 1)))
+    ax.legend(title="split", ncols=2, loc="upper right")
     ax.tick_params(axis="x", rotation=30)
     return fig
 
@@ -180,3 +183,74 @@ def plot_per_class_metrics(rows: Sequence[dict]) -> Figure:
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3, axis="y")
     return fig
+
+
+def plot_gradcam_grid(images: np.ndarray, overlays: np.ndarray, titles: Sequence[str] | None = None,
+                      pairs_per_row: int = 4, title: str | None = None) -> Figure:
+    """Each image beside its GradCAM overlay, ``pairs_per_row`` pairs per row.
+
+    Args:
+        images: (N, H, W, 3) uint8 or float in [0, 1].
+        overlays: (N, H, W, 3) uint8, e.g. from :func:`cifarhelpers.analysis.overlay_cams`.
+        titles: N captions, shown above each image (its overlay is captioned "GradCAM").
+        pairs_per_row: image + overlay pairs per row, >= 1.
+
+    Raises:
+        ValueError: ``images`` and ``overlays`` differ in number.
+    """
+    if len(images) != len(overlays):
+        raise ValueError(f"{len(images)} images but {len(overlays)} overlays: give one overlay per image")
+    as_float = [np.asarray(a, np.float32) / 255.0 if np.asarray(a).dtype == np.uint8 else np.asarray(a, np.float32)
+                for a in (images, overlays)]
+    interleaved = np.stack([x for pair in zip(*as_float) for x in pair]) if len(images) else np.zeros((0, 1, 1, 3))
+    captions = None
+    if titles is not None:
+        captions = [c for t in titles for c in (t, "GradCAM")]
+    return plot_image_grid(interleaved, captions, ncols=2 * pairs_per_row, title=title, scale=1.5)
+
+
+def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> Figure:
+    """Receptive field along each model's layers, one line per model.
+
+    Point ``i`` is the largest receptive field (pixels) reached by the ``i``-th convolution or
+    pooling layer in forward order: a projection shortcut, a parallel branch with a smaller field,
+    does not lower it. Global pooling (which trivially sees everything) is left out, as in
+    :func:`cifarhelpers.receptive_field.output_receptive_field`.
+
+    Args:
+        tables: model name -> rows of :func:`cifarhelpers.receptive_field.receptive_field_table`.
+        image_size: side of the input image in pixels, drawn as a dashed line.
+    """
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, rows in tables.items():
+        fields = np.maximum.accumulate([r.rf_out for r in rows if r.op != "global pool"])
+        ax.plot(np.arange(1, len(fields) + 1), fields, "o-", markersize=3, label=f"{name} ({fields[-1]} px)")
+    ax.axhline(image_size, color="#7f7f7f", linestyle="--", label=f"image side ({image_size} px)")
+    ax.set(xlabel="convolution / pooling layer (forward order)", ylabel="receptive field (pixels)",
+           title="Receptive field growth")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def show_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
+    """Save ``fig`` as PNG at ``path`` (atomically, via :func:`cifarhelpers.runs.save_figure`) and
+    show that PNG inline in a notebook (``IPython.display``; nothing is shown outside IPython).
+
+    Returns None, so a notebook cell ending with it shows the figure and nothing else.
+
+    Raises:
+        RunWriteError: the file could not be written.
+    """
+    from .runs import save_figure
+
+    path = save_figure(fig, Path(path), dpi=dpi)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # plain Python without IPython: saving is all there is to do
+        return
+    if get_ipython() is not None:
+        display(Image(data=path.read_bytes(), format="png"))

@@ -142,3 +142,13 @@ def test_run_lr_range_test_works_with_the_device_loader_too(small_data):
                                data=small_data, progress=False)
     assert len(result.lrs) == 17 and result.settings["batch_size"] == 16
     assert 1e-5 <= result.suggested_lr <= 1.0
+
+
+def test_the_result_reports_whether_the_model_was_restored(loader, monkeypatch):
+    from torch_lr_finder import LRFinder
+
+    model = _fresh_model()
+    result = lr_range_test(model, loader, device="cpu", num_iter=8, **SHORT)
+    assert result.restored is True and result.to_dict()["restored"] is True
+    monkeypatch.setattr(LRFinder, "reset", lambda self: None)  # as if torch-lr-finder forgot to restore
+    assert lr_range_test(_fresh_model(), loader, device="cpu", num_iter=8, **SHORT).restored is False

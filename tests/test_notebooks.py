@@ -1,0 +1,328 @@
+"""The notebooks: the whole chain executed headless with papermill on the real copy (tiny
+parameters), the artifacts each notebook promises, the runner's refusals and failure reports,
+and the structure of the committed notebooks (parameters cell, Colab cell, outputs present)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from cifarhelpers.errors import ConfigError
+from cifarhelpers.notebooks import (
+    ANALYSIS_JSON, LR_JSON, NOTEBOOKS, NOTEBOOKS_DIR, STATS_JSON, TRAIN_JSON, ZOO_JSON, NotebookSetup, choose_lrs,
+    load_statistics, main, notebook_config, notebook_parameters, resolve_loader, run_notebooks, run_range_test,
+    save_lr_suggestion, save_statistics, training_config,
+)
+
+# Small enough for about two minutes on 2 CPU cores, big enough for every notebook to have
+# something to show (mistakes, a confusion matrix over all classes, a curve).
+TINY = {
+    "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 500, "epochs": 1, "batch_size": 64,
+    "num_iter": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
+}
+PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
+PNG_MIN_BYTES = 5_000
+NOTEBOOK_PATHS = [NOTEBOOKS_DIR / name for name in NOTEBOOKS]
+
+
+def assert_pngs(folder: Path, names: list[str]) -> None:
+    for name in names:
+        path = folder / name
+        assert path.is_file(), f"{name} missing from {folder}"
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > PNG_MIN_BYTES, f"{name}: {len(data)} bytes"
+
+
+# -- the chain, run once ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chain(cifar_root, tmp_path_factory) -> Path:
+    return run_notebooks({**TINY, "data_root": str(cifar_root)}, output_dir=tmp_path_factory.mktemp("runs"),
+                         progress=False)
+
+
+@pytest.mark.data
+def test_every_notebook_ran_with_the_parameters_passed(chain):
+    assert json.loads((chain / "parameters.json").read_text())["notebooks"] == list(NOTEBOOKS)
+    for name in NOTEBOOKS:
+        nb = nbformat.read(chain / name, as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1, name
+        assert f"output_dir = {str(chain)!r}" in injected[0].source or f'output_dir = "{chain}"' in injected[0].source
+        assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])), name
+    executed_03 = nbformat.read(chain / "03_lr_range_test.ipynb", as_version=4)
+    assert "num_iter = 20" in "\n".join(c.source for c in executed_03.cells)
+
+
+@pytest.mark.data
+def test_01_writes_the_statistics_the_transforms_use(chain, cifar, cifar_stats):
+    stats = json.loads((chain / STATS_JSON).read_text())
+    for split in ("train", "test"):
+        s = stats[split]
+        assert all(0.4 < m < 0.55 for m in s["mean"]) and all(0.2 < v < 0.3 for v in s["std"])
+        assert s["min"] == [0.0, 0.0, 0.0] and s["max"] == [1.0, 1.0, 1.0]
+        assert np.allclose(np.square(s["std"]), s["var"])
+    assert stats["train"]["mean"] == pytest.approx(list(cifar_stats.mean), abs=1e-12)
+    assert stats["train"]["std"] == pytest.approx(list(cifar_stats.std), abs=1e-12)
+    assert stats["train"]["num_images"] == 50_000 and stats["test"]["num_images"] == 10_000
+    assert stats["class_counts"] == {"train": [5000] * 10, "test": [1000] * 10}
+    assert stats["data"]["sha256"] == cifar.source.sha256
+    assert_pngs(chain, ["class_balance.png", "channel_histograms.png", "samples.png"])
+
+
+@pytest.mark.data
+def test_02_writes_the_augmentation_previews(chain):
+    assert_pngs(chain, ["augmentation_steps.png", "augmentation_draws.png"])
+
+
+@pytest.mark.data
+def test_03_suggests_a_finite_positive_lr_and_leaves_the_model_unchanged(chain):
+    lr = json.loads((chain / LR_JSON).read_text())
+    assert math.isfinite(lr["max_lr"]) and lr["max_lr"] > 0
+    assert lr["suggested_lr"] == lr["max_lr"] and lr["min_lr"] == pytest.approx(lr["max_lr"] / 10)
+    assert lr["settings"]["num_iter"] == 20 and lr["settings"]["batch_size"] == 64
+    assert lr["settings"]["end_lr"] == 10.0 and lr["settings"]["step_mode"] == "exp"
+    assert 17 <= len(lr["lrs"]) == len(lr["losses"]) <= 20
+    assert lr["lrs"] == sorted(lr["lrs"]) and min(lr["lrs"]) <= lr["max_lr"] <= max(lr["lrs"])
+    assert lr["weights_unchanged"] is True
+    assert lr["train_images"] == 512 and lr["model"] == "custom_resnet" and lr["loader"] == "albumentations"
+    assert_pngs(chain, ["lr_range_test.png"])
+
+
+@pytest.mark.data
+def test_04_trains_with_notebook_03s_lrs_and_saves_weights_and_metrics(chain):
+    handoff = json.loads((chain / TRAIN_JSON).read_text())
+    run_dir = Path(handoff["run_dir"])
+    assert run_dir.parent == chain
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    lr = json.loads((chain / LR_JSON).read_text())
+    assert metrics["status"] == "completed" and len(metrics["history"]) == 1
+    assert metrics["recipe"]["max_lr"] == pytest.approx(lr["max_lr"])
+    assert metrics["recipe"]["min_lr"] == pytest.approx(lr["min_lr"])
+    assert metrics["data"]["train_images"] == 512 and metrics["data"]["test_images"] == 500
+    assert 0.0 <= metrics["final_test_accuracy"] <= 1.0
+    assert handoff["final_test_accuracy"] == metrics["final_test_accuracy"] and handoff["test_images"] == 500
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) \
+        == PARAMETERS["custom_resnet"]
+    assert_pngs(chain, ["lr_schedule.png", "curves.png"])
+
+
+@pytest.mark.data
+def test_05_analyses_the_test_images_notebook_04_used(chain):
+    analysis = json.loads((chain / ANALYSIS_JSON).read_text())
+    handoff = json.loads((chain / TRAIN_JSON).read_text())
+    matrix = np.asarray(analysis["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == analysis["test_images"] == handoff["test_images"] == 500
+    assert matrix.sum(axis=1).tolist() == [50] * 10, "the class-balanced test subset"
+    assert analysis["accuracy"] == pytest.approx(np.trace(matrix) / 500)
+    assert abs(analysis["accuracy"] - handoff["final_test_accuracy"]) <= 0.01, "the same model on the same images"
+    assert [r["class"] for r in analysis["per_class"]][:2] == ["airplane", "automobile"]
+    for row in analysis["per_class"]:
+        assert all(0.0 <= row[k] <= 1.0 for k in ("accuracy", "precision", "recall", "f1"))
+        assert row["support"] == 50
+    assert analysis["gradcam_layer"] == "layer3"
+    assert 1 <= len(analysis["mistakes_shown"]) <= 8
+    assert_pngs(chain, ["misclassified.png", "gradcam.png", "confusion_matrix.png", "per_class_metrics.png"])
+
+
+@pytest.mark.data
+def test_06_describes_every_model(chain):
+    zoo = json.loads((chain / ZOO_JSON).read_text())
+    assert {name: entry["parameters"] for name, entry in zoo.items()} == PARAMETERS
+    assert zoo["dilated_net"]["receptive_field"] == 67
+    assert all(entry["layers"] and entry["receptive_field"] > 32 for entry in zoo.values())
+    assert_pngs(chain, ["receptive_fields.png"])
+
+
+# -- the runner's refusals and failures -------------------------------------------------------
+
+@pytest.mark.parametrize("parameters,message", [
+    ({"epoch": 3}, r"unknown notebook parameter\(s\) \['epoch'\]; the notebooks take \[.*'epochs'"),
+    ({"epochs": 0}, r"epochs=0 \(int\) is invalid: it must be an integer >= 1"),
+    ({"profile": "medium"}, r"profile='medium' is invalid: choose one of \['auto', 'short', 'full'\]"),
+    ({"loader": "gpu"}, r"loader='gpu' \(str\) is invalid: choose one of \['albumentations', 'device'\]"),
+    ({"model": "vgg"}, r"model='vgg' \(str\) is invalid"),
+    ({"num_iter": 5}, r"num_iter=5 \(int\) is invalid: it must be an integer >= 17"),
+    ({"start_lr": 1.0, "end_lr": 0.5}, r"start_lr=1.0 must be below end_lr=0.5"),
+    ({"num_mistakes": 0}, r"num_mistakes=0 \(int\) is invalid"),
+    ({"output_dir": "elsewhere"}, r"output_dir is set by the runner"),
+    pytest.param({"device": "cuda"}, r"asked for CUDA but no CUDA GPU is available here",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")),
+])
+def test_runner_refuses_bad_parameters_before_running_anything(parameters, message, tmp_path):
+    runs = tmp_path / "runs"
+    with pytest.raises(ConfigError, match=message):
+        run_notebooks(parameters, output_dir=runs, progress=False)
+    assert not runs.exists(), "no run folder for a refused run"
+
+
+def test_cli_reports_a_refused_parameter_and_exits_2(tmp_path, capsys):
+    assert main(["run", "-p", "epochs", "0", "--output-dir", str(tmp_path / "runs")]) == 2
+    assert "cifar-notebooks: error: epochs=0 (int) is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failing_cell_stops_the_chain_with_papermills_error_naming_the_notebook(tmp_path):
+    import papermill
+
+    missing = tmp_path / "no-such-copy"
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        run_notebooks({"data_root": str(missing), "device": "cpu"}, output_dir=tmp_path / "runs", progress=False)
+    err = info.value
+    text = str(err)
+    assert err.notebook == NOTEBOOKS[0] and f"notebook {NOTEBOOKS[0]} failed at cell" in text
+    assert err.ename == "DataNotFoundError" and str(missing) in err.evalue
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / NOTEBOOKS[0]).is_file(), "the failed notebook is saved with its outputs"
+    assert not (run_dir / NOTEBOOKS[1]).exists(), "the chain stopped at the failing notebook"
+
+
+# -- the helpers the notebooks call -----------------------------------------------------------
+
+def test_loader_defaults_to_the_device_loader_on_a_gpu_only():
+    assert resolve_loader(None, torch.device("cuda")) == "device"
+    assert resolve_loader(None, torch.device("cpu")) == "albumentations"
+    assert resolve_loader("device", torch.device("cpu")) == "device"
+
+
+def test_notebook_config_takes_the_profile_then_the_parameters_given(tmp_path):
+    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=None, seed=3)
+    cfg = notebook_config(setup, epochs=None, batch_size=64, model="dilated_net")
+    assert (cfg.epochs, cfg.train_subset, cfg.test_subset) == (2, 2048, 1000), "the short profile"
+    assert cfg.batch_size == 64 and cfg.model == "dilated_net" and cfg.seed == 3
+    assert cfg.loader == "albumentations" and cfg.device == "cpu" and cfg.output_dir == str(tmp_path)
+    full = notebook_config(NotebookSetup(device=torch.device("cpu"), profile="full", output_dir=tmp_path, data=None))
+    assert (full.epochs, full.train_subset, full.batch_size) == (24, None, 512), "the recipe itself"
+    with pytest.raises(ConfigError, match="epochs=0"):
+        notebook_config(setup, epochs=0)
+
+
+def test_training_config_resumes_a_run_with_its_saved_settings(tmp_path):
+    from cifarhelpers.checkpoint import save_checkpoint
+    from cifarhelpers.config import TrainConfig
+
+    saved = TrainConfig(model="dilated_net", epochs=3, batch_size=32, max_lr=0.003, train_subset=256, device="cpu")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run, {"epoch": 1, "config": saved.to_dict(), "model": {}, "optimizer": {}, "scheduler": {},
+                          "history": [], "data_sha256": "0" * 64})
+    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=None,
+                          data_root="/copies/cifar10")
+    cfg, source = training_config(setup, resume=str(run), model="custom_resnet", epochs=None, max_lr=None)
+    assert cfg == saved.replace(resume=str(run), data_root="/copies/cifar10"), "the saved settings, not the profile's"
+    assert source.startswith(f"the checkpoint in {run} (resumed")
+    fresh, source = training_config(setup, model="dilated_net", max_lr=0.02)
+    assert fresh.resume is None and fresh.max_lr == 0.02 and fresh.epochs == 2 and source == "the max_lr parameter"
+
+
+def test_runner_refuses_a_resume_folder_without_a_checkpoint_before_running_anything(tmp_path):
+    from cifarhelpers.errors import CheckpointError
+
+    runs = tmp_path / "runs"
+    with pytest.raises(CheckpointError, match=r"does not exist"):
+        run_notebooks({"resume": str(tmp_path / "no-such-run")}, output_dir=runs, progress=False)
+    assert not runs.exists(), "no run folder for a refused run"
+
+
+def test_choose_lrs_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
+    with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by notebook 03\).*does not exist"):
+        choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)
+    (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": 0.004, "min_lr": 0.0004}))
+    assert choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)["max_lr"] == 0.004
+    assert choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)["min_lr"] == 0.0004
+    assert choose_lrs("onecycle_adam", 0.02, None, output_dir=tmp_path) == {
+        "max_lr": 0.02, "min_lr": None, "source": "the max_lr parameter"}
+    assert choose_lrs("step_sgd", None, None, output_dir=tmp_path)["max_lr"] is None, "SGD: the recipe's default"
+    (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": None, "min_lr": None}))
+    with pytest.raises(ConfigError, match="not a finite positive LR: run notebook 03 again"):
+        choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)
+
+
+def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(tmp_path):
+    from cifarhelpers.data import CIFAR10Data, DataSource, dataset_statistics
+
+    x = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(20) % 10
+    data = CIFAR10Data(x, y, x[:10], y[:10], tuple("abcdefghij"), DataSource("image-folder", "/x", "0" * 64))
+    stats, source = load_statistics(tmp_path, data)
+    assert stats == dataset_statistics(x) and source.startswith("measured")
+    with pytest.raises(ConfigError, match=r"written by notebook 01"):
+        load_statistics(tmp_path)
+    save_statistics(tmp_path, data, dataset_statistics(x[:5]), dataset_statistics(x[:10]))
+    stats, source = load_statistics(tmp_path, data)
+    assert stats == dataset_statistics(x[:5]) and source == f"read from {tmp_path / STATS_JSON}"
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("loader", ["albumentations", "device"])
+def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loader, cifar, tmp_path):
+    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=cifar)
+    cfg = notebook_config(setup, model="dilated_net", loader=loader, train_subset=64, batch_size=16)
+    outcome = run_range_test(cfg, cifar, num_iter=17, progress=False)
+    assert outcome.weights_unchanged and outcome.train_images == 64
+    assert len(outcome.result.lrs) <= 17 and outcome.result.settings["batch_size"] == 16
+    content = json.loads(save_lr_suggestion(tmp_path, outcome, cfg).read_text())
+    assert content["max_lr"] == outcome.result.max_lr > 0 and content["loader"] == loader
+
+
+# -- the committed notebooks ------------------------------------------------------------------
+
+def test_the_runner_runs_every_committed_notebook_in_order():
+    assert sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb")) == list(NOTEBOOKS)
+    assert [name[:2] for name in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_committed_notebook_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith(f"# {path.name[:2]} ")
+    colab_link = f"https://colab.research.google.com/github/cifarhelpers/cifarhelpers/blob/main/notebooks/{path.name}"
+    assert colab_link in first.source and "colab-badge.svg" in first.source
+    assert "CPU" in first.source and "short profile" in first.source, "says what produced the committed outputs"
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    colab, params = code[0], code[1]
+    assert "nbval-skip" in colab.metadata.get("tags", []) and colab.source.startswith("# NBVAL_SKIP")
+    assert 'if "google.colab" in sys.modules:' in colab.source and "pip" in colab.source
+    assert colab.outputs == []
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert tagged == [params], "one parameters cell, right after the Colab cell"
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+    for cell in code:
+        assert not re.search(r"^\s*(def|class) ", cell.source, re.MULTILINE), f"a definition in {cell.source[:60]!r}"
+        assert cell.execution_count is not None, f"not executed: {cell.source[:60]!r}"
+        assert not any(o.output_type == "error" for o in cell.outputs)
+    counts = [c.execution_count for c in code]
+    assert counts == sorted(counts), "executed top to bottom"
+    for cell in code[2:]:
+        assert cell.outputs, f"a cell without output: {cell.source[:60]!r}"
+    assert "device: CPU" in "".join(o.get("text", "") for o in code[2].outputs) and "profile: short" in \
+        "".join(o.get("text", "") for o in code[2].outputs)
+    assert "widgets" not in nb.metadata, "no widget state committed"
+    assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in code), "at least one deterministic output is checked"
+    assert path.stat().st_size < 2_000_000
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_notebooks_declare_every_knob(path):
+    declared = notebook_parameters(path)
+    common = {"device", "output_dir"} if path.name.startswith("06") else {
+        "data_root", "download", "device", "profile", "seed", "output_dir"}
+    assert common <= set(declared), sorted(common - set(declared))
+    assert declared["output_dir"] == "'../runs/notebooks'" or declared["output_dir"] == '"../runs/notebooks"'
+    extra = {"03": {"model", "loader", "batch_size", "train_subset", "num_iter", "end_lr"},
+             "04": {"model", "recipe", "loader", "epochs", "batch_size", "train_subset", "test_subset", "max_lr",
+                    "pct_start", "resume", "lr_path"},
+             "05": {"gradcam_layer", "num_mistakes", "train_path"}}.get(path.name[:2], set())
+    assert extra <= set(declared), sorted(extra - set(declared))
