@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from _synthetic import write_image_folder
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -45,24 +45,6 @@ def cifar_stats(cifar):
     from cifarhelpers.data import dataset_statistics
 
     return dataset_statistics(cifar.x_train)
-
-
-def write_image_folder(root: Path, per_class: int = 2, size=(32, 32), mode="RGB", seed=0) -> Path:
-    """A tiny synthetic image-folder copy (PNG files) for layout and error tests."""
-    from PIL import Image
-
-    from cifarhelpers.data import CLASSES
-
-    rng = np.random.default_rng(seed)
-    for split in ("train", "test"):
-        for cls in CLASSES:
-            folder = root / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                channels = len(mode)
-                pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-                Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(folder / f"{i:04d}.png")
-    return root
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from _synthetic import write_image_folder
 from PIL import Image
 
 from cifarhelpers.data import (
