@@ -25,6 +25,7 @@ from torch import nn
 
 from .engine import predict
 from .loaders import AlbumentationsLoader
+from .model_state import preserved
 from .transforms import test_transform
 
 
@@ -209,16 +210,10 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, targets: Sequence[int], laye
     if len(targets) != len(inputs):
         raise ValueError(f"{len(inputs)} images but {len(targets)} targets: give one target class per image")
     target_layer = resolve_layer(model, layer)
-    was_training = model.training
-    grads = [(p, p.grad) for p in model.parameters()]
-    try:
+    with preserved(model, grads=True):
         model.eval()
         with GradCAM(model=model, target_layers=[target_layer]) as cam:
             maps = cam(input_tensor=inputs.to(device), targets=[ClassifierOutputTarget(int(t)) for t in targets])
-    finally:
-        model.train(was_training)
-        for p, grad in grads:
-            p.grad = grad
     return np.clip(maps, 0.0, 1.0).astype(np.float32)
 
 

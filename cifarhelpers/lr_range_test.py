@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .errors import ConfigError, DivergenceError
+from .model_state import preserved
 
 
 @dataclass
@@ -159,41 +160,39 @@ def lr_range_test(
     device = torch.device(device)
     first = next(iter(model.parameters()), None)
     home = first.device if first is not None else device
-    was_training = model.training
-    grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     finder = None
     stop_reason = None
-    try:
-        model.to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=start_lr, weight_decay=weight_decay)
-        guard = _FiniteLoss(criterion if criterion is not None else nn.CrossEntropyLoss(), optimizer)
-        finder = LRFinder(model, optimizer, guard, device=device)  # keeps a deep copy of the state
-        batches = (train_loader if isinstance(train_loader, (torch.utils.data.DataLoader, TrainDataLoaderIter))
-                   else TrainDataLoaderIter(train_loader))
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Learning rate search finished..."
-            try:
-                finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                                  step_mode=step_mode, smooth_f=smooth_f, diverge_th=diverge_th)
-            except DivergenceError as err:
-                stop_reason = f"stopped at iteration {len(finder.history['lr']) + 1}: {err}"
-        lrs = [float(v) for v in finder.history["lr"]]
-        losses = [float(v) for v in finder.history["loss"]]
-        if stop_reason is None and len(lrs) < num_iter:
-            stop_reason = f"stopped at iteration {len(lrs)}: smoothed loss above {diverge_th:g} x its best"
-        if len(lrs) < skip_start + skip_end + 2:
-            raise ConfigError(
-                f"the LR range test recorded only {len(lrs)} points before the loss diverged ({stop_reason}); "
-                f"it needs {skip_start + skip_end + 2} to suggest an LR. Lower start_lr or end_lr, or raise num_iter."
-            )
-        suggestion = steepest_descent_lr(lrs, losses, skip_start, skip_end)
-    finally:
-        if finder is not None:
-            finder.reset()  # weights, BatchNorm statistics and batch counts, copied back in place
-        model.to(home)
-        model.train(was_training)
-        for p, g in zip(model.parameters(), grads):  # the test's last gradients are not the caller's
-            p.grad = None if g is None else g.to(p.device)
+    # preserved(): every module's mode and the caller's gradients come back, not the test's last ones
+    with preserved(model, grads=True):
+        try:
+            model.to(device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=start_lr, weight_decay=weight_decay)
+            guard = _FiniteLoss(criterion if criterion is not None else nn.CrossEntropyLoss(), optimizer)
+            finder = LRFinder(model, optimizer, guard, device=device)  # keeps a deep copy of the state
+            batches = (train_loader if isinstance(train_loader, (torch.utils.data.DataLoader, TrainDataLoaderIter))
+                       else TrainDataLoaderIter(train_loader))
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints "Learning rate search finished..."
+                try:
+                    finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                                      step_mode=step_mode, smooth_f=smooth_f, diverge_th=diverge_th)
+                except DivergenceError as err:
+                    stop_reason = f"stopped at iteration {len(finder.history['lr']) + 1}: {err}"
+            lrs = [float(v) for v in finder.history["lr"]]
+            losses = [float(v) for v in finder.history["loss"]]
+            if stop_reason is None and len(lrs) < num_iter:
+                stop_reason = f"stopped at iteration {len(lrs)}: smoothed loss above {diverge_th:g} x its best"
+            if len(lrs) < skip_start + skip_end + 2:
+                raise ConfigError(
+                    f"the LR range test recorded only {len(lrs)} points before the loss diverged ({stop_reason}); "
+                    f"it needs {skip_start + skip_end + 2} to suggest an LR. Lower start_lr or end_lr, or raise "
+                    "num_iter."
+                )
+            suggestion = steepest_descent_lr(lrs, losses, skip_start, skip_end)
+        finally:
+            if finder is not None:
+                finder.reset()  # weights, BatchNorm statistics and batch counts, copied back in place
+            model.to(home)
     restored = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     settings = dict(start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, step_mode=step_mode,
                     weight_decay=weight_decay, smooth_f=smooth_f, diverge_th=diverge_th,

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .model_state import preserved
+
 
 @dataclass(frozen=True)
 class RFRow:
@@ -150,15 +152,14 @@ def receptive_field_table(model: nn.Module, input_size: int = 32, in_channels: i
         if name and not list(module.children()):
             handles.append(module.register_forward_pre_hook(enter(name)))
             handles.append(module.register_forward_hook(leave))
-    was_training = model.training
     try:
-        model.eval()
-        x = torch.zeros(1, in_channels, input_size, input_size, device=device)
-        tracker.set(x, 1, 1)
-        with torch.no_grad(), tracker:
-            model(x)
+        with preserved(model):
+            model.eval()
+            x = torch.zeros(1, in_channels, input_size, input_size, device=device)
+            tracker.set(x, 1, 1)
+            with torch.no_grad(), tracker:
+                model(x)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return tracker.rows

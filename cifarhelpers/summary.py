@@ -8,6 +8,8 @@ import io
 import torch
 from torch import nn
 
+from .model_state import preserved
+
 
 def model_summary(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32),
                   device: torch.device | str | None = None) -> str:
@@ -33,12 +35,9 @@ def model_summary(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 3
     if device.type != param_device.type:
         raise ValueError(f"the model's parameters are on {param_device}, not {device}: move it with "
                          f"model.to({str(device)!r}) or pass device={str(param_device)!r}")
-    was_training = model.training
     buffer = io.StringIO()
-    try:
+    with preserved(model):
         model.eval()
         with contextlib.redirect_stdout(buffer):
             summary(model, input_size, device=device.type)
-    finally:
-        model.train(was_training)
     return buffer.getvalue()
