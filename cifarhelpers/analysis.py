@@ -132,10 +132,9 @@ def default_gradcam_layer(model: nn.Module | str) -> str:
     Raises:
         ValueError: the model is not in :data:`DEFAULT_GRADCAM_LAYERS` (name a layer instead).
     """
-    from .models import MODELS
+    from .models import registry_name
 
-    name = model if isinstance(model, str) else next(
-        (key for key, cls in MODELS.items() if type(model) is cls), type(model).__name__)
+    name = model if isinstance(model, str) else (registry_name(model) or type(model).__name__)
     if name not in DEFAULT_GRADCAM_LAYERS:
         raise ValueError(f"no default GradCAM layer for model {name!r}: name one (e.g. gradcam_layer='layer3'); "
                          f"defaults exist for {sorted(DEFAULT_GRADCAM_LAYERS)}")

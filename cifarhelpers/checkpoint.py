@@ -224,7 +224,9 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict[str, torch.T
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
-        this = _registry_name(model) or type(model).__name__
+        from .models import registry_name
+
+        this = registry_name(model) or type(model).__name__
         saved_from = saved_from or _guess_model(state)
         if saved_from and saved_from != this:
             head = (f"weights in {where} are from model {saved_from!r}, not {this!r}: build that model "
@@ -250,12 +252,6 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     return state
-
-
-def _registry_name(model: nn.Module) -> str | None:
-    from .models import MODELS
-
-    return next((name for name, cls in MODELS.items() if type(model) is cls), None)
 
 
 def _guess_model(state: dict[str, torch.Tensor]) -> str | None:

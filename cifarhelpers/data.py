@@ -227,6 +227,30 @@ def class_counts(labels: np.ndarray, num_classes: int = len(CLASSES)) -> list[in
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()
 
 
+def balanced_subset(images: np.ndarray, labels: np.ndarray, size: int | None, seed: int, *,
+                    name: str = "subset") -> tuple[np.ndarray, np.ndarray]:
+    """``images`` and ``labels`` restricted to the class-balanced, seeded draw of
+    :func:`stratified_subset` (all of them when ``size`` is None). Training and every later look
+    at a run's test images (notebook 05) draw through here, so they see the same images.
+
+    Args:
+        images: (N, ...) array; labels: (N,) integer labels.
+        size: images wanted, 1 <= size <= N, or None for all.
+        seed: seed of the draw.
+        name: what the subset is called in error messages (e.g. ``"test_subset"``).
+
+    Returns:
+        ``(images, labels)``, the subset in ascending index order.
+
+    Raises:
+        ConfigError: as :func:`stratified_subset`.
+    """
+    if size is None:
+        return images, labels
+    idx = stratified_subset(labels, size, seed, name=name)
+    return images[idx], labels[idx]
+
+
 def stratified_subset(labels: np.ndarray, size: int, seed: int, *, name: str = "subset") -> np.ndarray:
     """Indices of a class-balanced random subset, sorted ascending.
 

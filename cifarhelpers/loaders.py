@@ -13,7 +13,7 @@ Both loaders used in training share one small interface, so the loops need not k
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import albumentations as A
 import numpy as np
@@ -80,8 +80,3 @@ def check_batches(num_images: int, batch_size: int, what: str = "train_subset") 
             f"{what} gives {num_images} training images, fewer than batch_size={batch_size}: an epoch "
             f"would have no full batch. Use a larger {what} or a smaller batch_size."
         )
-
-
-def select(arrays: Sequence[np.ndarray], indices: np.ndarray | None) -> list[np.ndarray]:
-    """``arrays`` restricted to ``indices`` (all of them when None)."""
-    return [a if indices is None else a[indices] for a in arrays]

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .config import PROFILES, TrainConfig, _integer, _real, _text
-from .data import CIFAR10Data, ChannelStats, dataset_statistics, load_cifar10, stratified_subset
+from .data import CIFAR10Data, ChannelStats, balanced_subset, dataset_statistics, load_cifar10
 from .devices import device_name, resolve_device
 from .errors import CifarHelpersError, ConfigError
 from .runs import ensure_writable_dir, new_run_dir, read_json, write_json
@@ -480,10 +480,7 @@ def evaluation_split(data: CIFAR10Data, test_subset: int | None, seed: int) -> t
     Returns:
         ``(images, labels)``: (N, 32, 32, 3) uint8 and (N,) int64.
     """
-    if test_subset is None:
-        return data.x_test, data.y_test
-    idx = stratified_subset(data.y_test, test_subset, seed, name="test_subset")
-    return data.x_test[idx], data.y_test[idx]
+    return balanced_subset(data.x_test, data.y_test, test_subset, seed, name="test_subset")
 
 
 # ------------------------------------------------------------------------------------------

@@ -49,12 +49,12 @@ from tqdm.auto import tqdm
 from . import __version__
 from .checkpoint import check_resumable, load_checkpoint, load_weights, save_checkpoint
 from .config import LOADERS, PROFILES, SHORT_PROFILE, TrainConfig, profile_overrides
-from .data import CIFAR10Data, ChannelStats, dataset_statistics, load_cifar10, stratified_subset
+from .data import CIFAR10Data, ChannelStats, balanced_subset, dataset_statistics, load_cifar10
 from .device_loader import DeviceLoader
 from .devices import device_name, resolve_device
 from .engine import evaluate, train_one_epoch
 from .errors import CifarHelpersError, ConfigError, DivergenceError, RunWriteError
-from .loaders import AlbumentationsLoader, check_batches, default_num_workers, select
+from .loaders import AlbumentationsLoader, check_batches, default_num_workers
 from .models import build_model, count_parameters
 from .plots import plot_curves
 from .recipes import build_criterion, build_optimizer
@@ -119,10 +119,8 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
     """
     data = data if data is not None else load_cifar10(cfg.data_root, download=cfg.download, progress=progress)
     stats = dataset_statistics(data.x_train)
-    train_idx = None if cfg.train_subset is None else stratified_subset(data.y_train, cfg.train_subset, cfg.seed, name="train_subset")
-    test_idx = None if cfg.test_subset is None else stratified_subset(data.y_test, cfg.test_subset, cfg.seed, name="test_subset")
-    x_train, y_train = select((data.x_train, data.y_train), train_idx)
-    x_test, y_test = select((data.x_test, data.y_test), test_idx)
+    x_train, y_train = balanced_subset(data.x_train, data.y_train, cfg.train_subset, cfg.seed, name="train_subset")
+    x_test, y_test = balanced_subset(data.x_test, data.y_test, cfg.test_subset, cfg.seed, name="test_subset")
     check_batches(len(x_train), cfg.batch_size)
     test_batch = max(cfg.batch_size, 256)
     if cfg.loader == "device":

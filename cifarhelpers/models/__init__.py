@@ -45,9 +45,16 @@ def build_model(name: str, **kwargs) -> nn.Module:
         raise ConfigError(f"model {name!r} does not accept {sorted(kwargs)}: {err}") from err
 
 
+def registry_name(model: nn.Module) -> str | None:
+    """The registry name of ``model``'s class (e.g. ``"custom_resnet"``), or None for a model built
+    outside the registry."""
+    return next((name for name, cls in MODELS.items() if type(model) is cls), None)
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["MODELS", "MODEL_NAMES", "CustomResNet", "DilatedNet", "ResNet18", "build_model", "count_parameters"]
+__all__ = ["MODELS", "MODEL_NAMES", "CustomResNet", "DilatedNet", "ResNet18", "build_model", "count_parameters",
+           "registry_name"]
