@@ -1,8 +1,8 @@
 # README's two commands: `make train` (the main job) and `make test` (the test suite).
-# Each creates .venv and installs the package with its extras when missing or when pyproject.toml
-# changed, and finds the data: $CIFAR10_ROOT if set; else the shared JPEG copy
-# ../shared/data/cifar10-jpeg.tar.gz, unpacked once into .cache/; else ./data (downloaded by
-# torchvision on first use, which needs internet).
+# Each creates .venv and installs the package with its extras at the exact versions of
+# constraints.txt (when .venv is missing or pyproject.toml or constraints.txt changed), and finds
+# the data: $CIFAR10_ROOT if set; else the shared JPEG copy ../shared/data/cifar10-jpeg.tar.gz,
+# unpacked once into .cache/; else ./data (downloaded by torchvision on first use: needs internet).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -36,9 +36,9 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,notebooks]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,notebooks]'
 	@touch $@
 
 data:

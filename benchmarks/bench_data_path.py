@@ -39,6 +39,7 @@ from cifarhelpers.data import dataset_statistics, load_cifar10
 from cifarhelpers.devices import device_name, resolve_device
 from cifarhelpers.loaders import AlbumentationsLoader
 from cifarhelpers.models import build_model
+from cifarhelpers.precision import select_precision
 from cifarhelpers.device_loader import DeviceLoader
 from cifarhelpers.recipes import build_criterion, build_optimizer
 from cifarhelpers.runs import write_json
@@ -79,11 +80,12 @@ def data_path_throughput(loader, device: torch.device, repeats: int) -> dict:
     return {"images_per_second": max(rates), "passes": rates}
 
 
-def training_throughput(loader, device: torch.device, *, steps: int, warmup: int, amp: bool) -> dict:
-    """Images/s of ``steps`` whole training steps of the custom ResNet (after ``warmup`` steps)."""
-    from cifarhelpers.engine import autocast
-
+def training_throughput(loader, device: torch.device, *, steps: int, warmup: int) -> dict:
+    """Images/s of ``steps`` whole training steps of the custom ResNet (after ``warmup`` steps),
+    in the precision a run on ``device`` uses (:func:`cifarhelpers.precision.select_precision`)."""
     torch.manual_seed(0)
+    precision = select_precision(device)
+    scaler = precision.grad_scaler()
     model = build_model("custom_resnet").to(device, memory_format=torch.channels_last)
     cfg = TrainConfig(epochs=1)
     optimizer, schedule = build_optimizer(model, cfg, steps_per_epoch=len(loader))
@@ -98,11 +100,16 @@ def training_throughput(loader, device: torch.device, *, steps: int, warmup: int
         x, y = next(batches)
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = y.to(device, non_blocking=True)
-        with autocast(device, amp):
+        with precision.autocast():
             loss = criterion(model(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         schedule.after_batch()
         return len(y)
 
@@ -112,7 +119,8 @@ def training_throughput(loader, device: torch.device, *, steps: int, warmup: int
     start = time.perf_counter()
     images = sum(step() for _ in range(steps))
     _sync(device)
-    return {"images_per_second": images / (time.perf_counter() - start), "steps": steps, "warmup_steps": warmup}
+    return {"images_per_second": images / (time.perf_counter() - start), "steps": steps, "warmup_steps": warmup,
+            "precision": precision.name}
 
 
 def full_run(path: str, seed: int, device: torch.device, data, output_dir: str, compile_model: bool) -> dict:
@@ -181,12 +189,11 @@ def main(argv: list[str] | None = None) -> int:
                   "seconds": "wall-clock seconds", "final_test_accuracy": "fraction in [0, 1]"},
         "data_path": {}, "training": {},
     }
-    amp = device.type == "cuda"
     for path in PATHS:
         print(f"measuring the {path} path...", file=sys.stderr, flush=True)
         loader = make_loader(path, data, stats, batch_size=args.batch_size, device=device, workers=args.workers)
         report["data_path"][path] = data_path_throughput(loader, device, args.repeats)
-        report["training"][path] = training_throughput(loader, device, steps=steps, warmup=1, amp=amp)
+        report["training"][path] = training_throughput(loader, device, steps=steps, warmup=1)
         del loader
     for key in ("data_path", "training"):
         report[key]["ratio"] = (report[key]["device"]["images_per_second"]

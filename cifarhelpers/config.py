@@ -69,7 +69,9 @@ class TrainConfig:
             or ``"device"`` (whole data set on the training device, augmented there in batches).
         num_workers: DataLoader worker processes; ``None`` = 0 on CPU, else the number of cores (max 8).
         channels_last: use the channels-last memory format (faster convolutions on GPUs and most CPUs).
-        amp: bf16 autocast on CUDA (ignored on other devices, which train in fp32).
+        amp: mixed precision chosen by the device (:func:`cifarhelpers.precision.select_precision`):
+            bf16 autocast on CUDA GPUs of compute capability >= 8.0, fp16 autocast with a
+            GradScaler on older ones (T4, V100), fp32 on CPU and MPS. False: fp32 everywhere.
         compile: wrap the model in ``torch.compile``.
         resume: a run folder to continue from its last checkpoint; ``None`` starts fresh.
     """

@@ -8,7 +8,6 @@ read-back finds a NaN or infinite loss the exact epoch, step and LR are reported
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import DivergenceError
+from .precision import Precision
 from .recipes import Schedule
 
 
@@ -43,11 +43,8 @@ class EpochResult:
         return asdict(self)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere (CPU and MPS train in fp32)."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _fp32(device: torch.device) -> Precision:
+    return Precision("fp32", device.type)
 
 
 def _to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device, channels_last: bool):
@@ -67,7 +64,8 @@ def train_one_epoch(
     device: torch.device,
     epoch: int = 0,
     epochs: int = 1,
-    amp: bool = False,
+    precision: Precision | None = None,
+    scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
     sync_every: int | None = None,
     progress: bool = True,
@@ -81,7 +79,10 @@ def train_one_epoch(
         optimizer, schedule: from :func:`cifarhelpers.recipes.build_optimizer`.
         device: where the model lives; batches are moved there.
         epoch, epochs: 0-based epoch index and total, for messages and the progress bar.
-        amp: bf16 autocast on CUDA.
+        precision: the autocast to run under (:func:`cifarhelpers.precision.select_precision`);
+            None is fp32.
+        scaler: a ``torch.amp.GradScaler`` for fp16 (``precision.grad_scaler()``): the loss is
+            scaled before backward and steps with inf/NaN gradients are skipped; None steps plainly.
         channels_last: move images in channels-last memory format.
         sync_every: read the running figures back every this many steps (None: every step on
             CPU, once per epoch elsewhere; the progress bar's postfix updates at each read).
@@ -94,6 +95,7 @@ def train_one_epoch(
         DivergenceError: a step's loss was NaN or infinite (names the epoch, step and LR).
     """
     model.train()
+    precision = precision or _fp32(device)
     steps = len(loader)
     sync_every = sync_every or (1 if device.type == "cpu" else steps)
     step_losses = torch.zeros(steps, device=device)
@@ -107,12 +109,17 @@ def train_one_epoch(
     for step, (images, labels) in enumerate(loader):
         images, labels = _to_device(images, labels, device, channels_last)
         lrs.append(schedule.lr)
-        with autocast(device, amp):
+        with precision.autocast():
             logits = model(images)
             loss = criterion(logits, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skipped when the scaled gradients hold inf or NaN
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         schedule.after_batch()
         with torch.no_grad():
             loss = loss.detach().float()
@@ -149,24 +156,26 @@ def evaluate(
     criterion: nn.Module,
     *,
     device: torch.device,
-    amp: bool = False,
+    precision: Precision | None = None,
     channels_last: bool = False,
     progress: bool = True,
     desc: str = "test",
 ) -> EpochResult:
-    """Mean loss and accuracy of ``model`` (in ``eval()`` mode) over ``loader``.
+    """Mean loss and accuracy of ``model`` (in ``eval()`` mode) over ``loader``, under
+    ``precision``'s autocast (None: fp32); the loss is computed in fp32.
 
     Returns:
         :class:`EpochResult` with ``lr=None``; accuracy is a fraction in [0, 1].
     """
     model.eval()
+    precision = precision or _fp32(device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     start = time.perf_counter()
     for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         images, labels = _to_device(images, labels, device, channels_last)
-        with autocast(device, amp):
+        with precision.autocast():
             logits = model(images)
         loss_sum += criterion(logits.float(), labels) * labels.shape[0]
         correct += (logits.argmax(dim=1) == labels).sum()
@@ -183,20 +192,22 @@ def predict(
     loader: Iterable,
     *,
     device: torch.device,
-    amp: bool = False,
+    precision: Precision | None = None,
     channels_last: bool = False,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of every image of ``loader``, in loader order.
+    """Logits and labels of every image of ``loader``, in loader order, under ``precision``'s
+    autocast (None: fp32).
 
     Returns:
         ``(logits, labels)``: (N, num_classes) float32 and (N,) int64, both on the CPU.
     """
     model.eval()
+    precision = precision or _fp32(device)
     all_logits, all_labels = [], []
     for images, labels in tqdm(loader, desc="predict", unit="batch", leave=False, disable=not progress):
         images, labels = _to_device(images, labels, device, channels_last)
-        with autocast(device, amp):
+        with precision.autocast():
             logits = model(images)
         all_logits.append(logits.float().cpu())
         all_labels.append(labels.cpu())

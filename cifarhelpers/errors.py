@@ -34,3 +34,30 @@ class DivergenceError(CifarHelpersError, RuntimeError):
 
 class RunWriteError(CifarHelpersError, OSError):
     """Writing a run artifact (checkpoint, metrics, figure) failed; earlier artifacts are intact."""
+
+
+class MissingDependencyError(CifarHelpersError, ImportError):
+    """An optional dependency (an extra such as ``notebooks``) is not installed; the message names
+    the pip command that installs it."""
+
+
+def require(module: str, extra: str, what: str):
+    """Import and return ``module``, or raise :class:`MissingDependencyError` naming ``extra``.
+
+    Args:
+        module: the top-level module, e.g. ``"papermill"``.
+        extra: the cifarhelpers extra that installs it, e.g. ``"notebooks"``.
+        what: what needs it, for the message (e.g. ``"running the notebooks headless"``).
+
+    Raises:
+        MissingDependencyError: ``module`` cannot be imported.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"{what} needs {module}, which is not installed ({err}): pip install 'cifarhelpers[{extra}]' "
+            f"(or pip install {module}); it leaves your torch as it is"
+        ) from err

@@ -41,7 +41,7 @@ import torch
 from .config import PROFILES, TrainConfig, _integer, _real, _text
 from .data import CIFAR10Data, ChannelStats, balanced_subset, dataset_statistics, load_cifar10
 from .devices import device_name, resolve_device
-from .errors import CifarHelpersError, ConfigError
+from .errors import CifarHelpersError, ConfigError, require
 from .runs import ensure_writable_dir, new_run_dir, read_json, write_json
 
 NOTEBOOKS = (
@@ -504,8 +504,12 @@ def parse_value(text: str) -> Any:
 
 
 def notebook_parameters(path: Path) -> dict[str, Any]:
-    """The parameters a notebook declares in its ``parameters`` cell, with their defaults (as source text)."""
-    import papermill
+    """The parameters a notebook declares in its ``parameters`` cell, with their defaults (as source text).
+
+    Raises:
+        MissingDependencyError: papermill is not installed (``pip install 'cifarhelpers[notebooks]'``).
+    """
+    papermill = require("papermill", "notebooks", "reading notebook parameters")
 
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(path)).items()}
 
@@ -535,8 +539,11 @@ def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str |
         papermill.PapermillExecutionError: a cell failed; the chain stops there. Its message
             starts with the notebook's name and the path of its executed copy, then papermill's
             "Exception encountered at In [n]" and the traceback (``err.notebook`` holds the name).
+        MissingDependencyError: papermill or ipykernel is not installed (the message gives the pip
+            command: ``pip install 'cifarhelpers[notebooks]'``).
     """
-    import papermill
+    papermill = require("papermill", "notebooks", "running the notebooks headless")
+    require("ipykernel", "notebooks", "running the notebooks headless (the Jupyter kernel)")
 
     parameters = dict(parameters or {})
     notebooks_dir = Path(notebooks_dir)

@@ -57,6 +57,7 @@ from .errors import CifarHelpersError, ConfigError, DivergenceError, RunWriteErr
 from .loaders import AlbumentationsLoader, check_batches, default_num_workers
 from .models import build_model, count_parameters
 from .plots import plot_curves
+from .precision import select_precision
 from .recipes import build_criterion, build_optimizer
 from .reproducibility import restore_rng_states, rng_states, seed_epoch, seed_everything
 from .runs import (atomic_write, ensure_writable_dir, new_run_dir, read_json, remove_temp_files, save_figure,
@@ -199,10 +200,16 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
         torch.backends.cudnn.benchmark = True
     criterion = build_criterion(cfg)
     optimizer, schedule = build_optimizer(net, cfg, steps_per_epoch=len(prep.train_loader))
+    precision = select_precision(device, cfg.amp)
+    scaler = precision.grad_scaler()
+    if progress:
+        print(f"precision: {precision.describe()}")
 
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         schedule.load_state_dict(resumed["scheduler"])
+        if scaler is not None and resumed.get("scaler"):
+            scaler.load_state_dict(resumed["scaler"])  # the loss scale reached, not a fresh 65536
         if resumed.get("rng"):
             restore_rng_states(resumed["rng"])  # each epoch reseeds anyway; this keeps the streams whole
         run_dir = Path(cfg.resume)
@@ -213,17 +220,18 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
             metrics = None
         if not isinstance(metrics, dict):
             metrics = _new_metrics(cfg, net, prep, device)
+        metrics["precision"] = precision.to_dict()  # the device may have changed
         metrics["history"] = list(resumed["history"])
         metrics.setdefault("resumed_at_epochs", []).append(resumed["epoch"])
         metrics["config"] = cfg.to_dict()
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.model)
         metrics = _new_metrics(cfg, net, prep, device)
+        metrics["precision"] = precision.to_dict()
     metrics.update(status="running", stop_reason=None, stopped_epoch=None, final_test_accuracy=None)
     metrics["timings"] = {"data_seconds": data_seconds}
     write_json(run_dir / METRICS_FILE, metrics)
 
-    amp = cfg.amp and device.type == "cuda"
     history: list[dict] = metrics["history"]
     first_epoch = len(history)
     epoch = first_epoch
@@ -233,9 +241,9 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
         for epoch in bar:
             prep.train_loader.set_epoch(seed_epoch(cfg.seed, epoch))
             train = train_one_epoch(model, prep.train_loader, criterion, optimizer, schedule, device=device,
-                                    epoch=epoch, epochs=cfg.epochs, amp=amp, channels_last=cfg.channels_last,
-                                    progress=progress)
-            test = evaluate(model, prep.test_loader, criterion, device=device, amp=amp,
+                                    epoch=epoch, epochs=cfg.epochs, precision=precision, scaler=scaler,
+                                    channels_last=cfg.channels_last, progress=progress)
+            test = evaluate(model, prep.test_loader, criterion, device=device, precision=precision,
                             channels_last=cfg.channels_last, progress=progress)
             if not (math.isfinite(train.loss) and math.isfinite(test.loss)):
                 steps = len(prep.train_loader)
@@ -254,7 +262,8 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
             }
             save_checkpoint(run_dir, {
                 "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": schedule.state_dict(), "scaler": None, "history": [*history, entry],
+                "scheduler": schedule.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "history": [*history, entry],
                 "config": cfg.to_dict(), "data_sha256": sha,
                 "rng": {**rng_states(), "loader": prep.train_loader.generator.get_state()},
             })
