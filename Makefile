@@ -25,13 +25,14 @@ ifeq ($(strip $(CIFAR10_ROOT)),)
 endif
 export CIFAR10_ROOT
 
-.PHONY: help install data train test notebooks bench clean
+.PHONY: help install data train test notebooks bench bundle clean
 
 help:
 	@echo "make train      train the custom ResNet (24-epoch OneCycle on a GPU, short profile on a CPU)"
 	@echo "make test       run the tests and the notebooks' nbval checks"
 	@echo "make notebooks  run notebooks 01-06 with papermill into a new runs/notebooks-* folder"
 	@echo "make bench      print the data-path and training throughput benchmark"
+	@echo "make bundle     offline bundle for the GPU node (py3.12, torch preinstalled) in dist/bundle-gpu-node/"
 	@echo "variables: CIFAR10_ROOT=<copy>  TRAIN_ARGS='--epochs 5 ...'  PYTEST_ARGS='-k data'"
 
 install: $(STAMP)
@@ -60,6 +61,13 @@ notebooks: install data
 
 bench: install data
 	$(BIN)/python benchmarks/bench_data_path.py
+
+# The offline bundle for our GPU node (Python 3.12, torch 2.11 preinstalled, no index; at most 60 MiB):
+# wheels of everything else, the project's wheel, the data, the notebooks and run.sh.
+# On the node: bash dist/bundle-gpu-node/run.sh gpu-report --out "$OUT". See tools/bundle.py.
+BUNDLE_ARGS ?=
+bundle: install
+	$(BIN)/python tools/bundle.py --target gpu-node --data $(CIFAR10_ARCHIVE) $(BUNDLE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

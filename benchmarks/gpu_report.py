@@ -1,0 +1,1692 @@
+"""GPU report: everything the project wants measured on a GPU, in one command and one short visit.
+
+Run::
+
+    python benchmarks/gpu_report.py                              # on the GPU node: writes into $OUT
+    python benchmarks/gpu_report.py --budget-minutes 9 --out /tmp/report --commit <sha>
+    python benchmarks/gpu_report.py --parts main_job profile     # only some parts
+    python benchmarks/gpu_report.py --smoke --out /tmp/gr-smoke  # every part, tiny, on the CPU (a few minutes)
+    python benchmarks/gpu_report.py --smoke --budget-minutes 1   # the same, with most parts skipped by the budget
+
+Parts, in order of priority (each part's results are written to ``gpu_report.json`` as soon as each of
+its runs ends, atomically, so a run cut short keeps what it measured):
+
+1. ``main_job``: the main job (custom ResNet, OneCycle + Adam, 24 epochs, batch 512, cutout8) on the
+   device loader, channels-last, bf16 autocast, all 50,000 training and 10,000 test images, seeds
+   0, 1, 2 without ``torch.compile``, then one seed with ``compile=True`` if time allows.
+2. ``lr_sweep``: the LR range test (100 iterations, batch 512, whole training set), then the main job
+   at each LRMAX of ``--lr-grid`` (24 epochs, seed 0); LRMAX = 0.01 reuses part 1's seed-0 run. The
+   grid runs in order of information: the default, its neighbours, the range test's suggestion, then
+   the rest by distance from the default (log scale).
+3. ``albumentations_path``: the main job with the albumentations DataLoader (one worker per core),
+   seed 0; fewer epochs if 24 do not fit (said so in the JSON).
+4. ``notebooks``: notebooks 01-06 with the full profile (papermill), packed into ``notebooks.tar.gz``.
+5. ``zoo``: ResNet18-GN (plateau_sgd, 20 epochs, device loader) and DilatedNet (step_sgd,
+   affine_cutout16, albumentations loader, 100 epochs or as many as fit).
+6. ``profile``: ``torch.profiler`` over one epoch of the main job: share of device time in
+   convolution/matmul kernels, in other kernels and idle; the top 10 kernels.
+
+Budget: the whole command keeps to ``--budget-minutes`` (default 9). Before each run the script
+estimates its cost from figures measured earlier in this report (the main job's seconds per step
+and per epoch, its data and warm-up seconds, short probes of a model's step time or of a
+DataLoader's images/s) and skips what no longer fits, recording the item, the reason, the estimate
+and the time left in ``skipped`` (and printing it). The cheap ``profile`` part's estimate is held
+back from the earlier parts so that it still runs. A watchdog interrupts whatever runs when the
+budget is spent; that run is recorded as ``interrupted`` with the epochs it finished.
+
+Outputs (in ``--out``, default ``$OUT``, else ``benchmarks/out/gpu-report``), always the same four files:
+
+* ``gpu_report.json``: environment (device, versions, git commit), data (source and SHA-256),
+  budget, settings, every part's results, skipped items, errors, a summary table, units;
+* ``notebooks.tar.gz``: the executed notebooks and the PNG/JSON files they wrote (no ``*.pt``);
+  a note saying why when the part did not run;
+* ``profile_top_kernels.txt``: the top-kernel table of part 6 (or why it is missing);
+* ``gpu_report.log``: everything printed.
+
+Run folders of the trainings (checkpoints, weights) go to ``--work-dir`` (default: a temporary
+folder, removed at the end), never to the output folder.
+
+Figures and units (key suffixes in the JSON; ``units`` in the JSON repeats this):
+
+* ``*_seconds``: wall-clock seconds, with ``torch.cuda.synchronize()`` before every clock read on a GPU.
+  A run's ``wall_seconds`` = ``data_seconds`` (subsets, statistics, loaders, data to the device)
+  + ``warmup_seconds`` (first epoch's training seconds minus the median of the other epochs': cuDNN
+  autotuning, ``torch.compile``) + ``training_seconds`` (the rest of the training passes)
+  + ``evaluation_seconds`` (test passes) + ``other_seconds`` (model build, per-epoch checkpoints
+  and metrics writes, the final plot).
+* ``seconds_per_epoch``: mean of (train + test) seconds over all epochs (fit's figure);
+  ``steady_seconds_per_epoch``: median over epochs 2..N (no warm-up).
+* ``*_accuracy_fraction``: in [0, 1]; ``*_accuracy_percent``: the same x 100. ``history`` entries are
+  ``fit()``'s own: accuracies as fractions, losses as mean cross-entropy per image, ``lr`` the LR of the
+  epoch's last step.
+* ``*_percent`` (profile): percent of the profiled epoch's device time, 0-100.
+* ``*_per_second``: images per wall-clock second; ``*_mib``: mebibytes (2**20 bytes); ``*_bytes``: bytes.
+
+Exit status: 0 all requested parts ran (some items may have been skipped by the budget: see
+``skipped``), 1 the report could not start (device, data; the files are still written), 3 interrupted
+(budget watchdog, SIGTERM, Ctrl-C; the files hold what was measured). Progress bars are off
+(``TQDM_DISABLE=1`` unless set; the notebooks' kernels inherit it): one line per finished run instead.
+
+Dependencies: the standard library, torch, numpy and cifarhelpers (papermill for the notebooks).
+Works with torch 2.11-2.14 and Python 3.10-3.12.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_T0 = time.perf_counter()  # the budget counts from here, before the heavy imports
+# No progress bars (torch-lr-finder draws one even when asked for none): one line per finished run
+# instead. Read by tqdm at import, so set before anything imports it; the notebooks' kernels inherit it.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import gc  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import cifarhelpers  # noqa: E402
+from cifarhelpers.config import TrainConfig  # noqa: E402
+from cifarhelpers.data import dataset_statistics, load_cifar10, resolve_root  # noqa: E402
+from cifarhelpers.devices import device_name, resolve_device  # noqa: E402
+from cifarhelpers.engine import train_one_epoch  # noqa: E402
+from cifarhelpers.errors import CifarHelpersError, DivergenceError  # noqa: E402
+from cifarhelpers.loaders import AlbumentationsLoader  # noqa: E402
+from cifarhelpers.lr_range_test import run_lr_range_test  # noqa: E402
+from cifarhelpers.models import build_model  # noqa: E402
+from cifarhelpers.precision import select_precision  # noqa: E402
+from cifarhelpers.recipes import RECIPES, build_criterion, build_optimizer  # noqa: E402
+from cifarhelpers.reproducibility import seed_epoch, seed_everything  # noqa: E402
+from cifarhelpers.runs import atomic_write, read_json, write_json  # noqa: E402
+from cifarhelpers.train import fit, prepare_data  # noqa: E402
+from cifarhelpers.transforms import train_transform  # noqa: E402
+
+# =========================================================================================
+# Settings: every hyperparameter of the report in one place
+# =========================================================================================
+
+PARTS = ("main_job", "lr_sweep", "albumentations_path", "notebooks", "zoo", "profile")
+REPORT_JSON = "gpu_report.json"
+NOTEBOOKS_TAR = "notebooks.tar.gz"
+TOP_KERNELS_TXT = "profile_top_kernels.txt"
+LOG_FILE = "gpu_report.log"
+OUTPUT_FILES = (REPORT_JSON, NOTEBOOKS_TAR, TOP_KERNELS_TXT, LOG_FILE)
+#: What comes back from the GPU node: at most this many bytes per file (and at most 8 files).
+MAX_FILE_BYTES = 16 * 2**20
+MAX_LOG_BYTES = 15 * 2**20
+SCHEMA = "cifarhelpers-gpu-report/1"
+DEFAULT_LR = RECIPES["onecycle_adam"].default_lr  # 0.01: the main job's LRMAX
+#: Kernel names counted as convolution / matrix multiplication (case-insensitive), unless they
+#: also match NOT_CONV_MATMUL (cuDNN's batch-norm and pooling kernels carry "cudnn" too).
+CONV_MATMUL = r"conv|gemm|cutlass|xmma|sm80_|sm90_|sm100_|cudnn|wgrad|dgrad|implicit|winograd|fprop|mm_|addmm|aten::mm|matmul|linear"
+NOT_CONV_MATMUL = r"bn_|batch_?norm|batchnorm|_norm|pool|softmax|elementwise|reduce|memcpy|memset|nchwtonhwc|nhwctonchw"
+TOP_KERNELS = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The report's hyperparameters. :data:`FULL` is what runs on the GPU; :data:`SMOKE` the same code
+    paths on tiny subsets on the CPU.
+
+    Attributes:
+        mode: ``"full"`` or ``"smoke"``.
+        device: the device when ``--device`` is not given (``"auto"`` or ``"cpu"``).
+        train_subset, test_subset: images used (None: all 50,000 / 10,000).
+        batch_size, epochs: the main job's batch and epochs (parts 1, 2, 3, 6).
+        seeds: part 1's seeds (``--seeds``).
+        lr_grid: part 2's LRMAX values (``--lr-grid``).
+        lr_test_iterations: part 2's LR range test iterations (17 is the minimum).
+        albumentations_workers: part 3's DataLoader workers; None: one per usable core.
+        resnet18_epochs, dilated_epochs: part 5's epochs (targets; fewer if the budget demands).
+        notebook_parameters: part 4's papermill parameters (data root and device are added).
+        profile_warmup_steps: steps run before the profiled epoch (cuDNN autotuning, allocator).
+        probe_warmup_steps, probe_steps: step-time probe of a model (synthetic batch).
+        loader_probe_batches: batches drawn to measure a DataLoader's images/s.
+        min_start_seconds: least time left to start a run whose cost cannot be estimated.
+        final_margin_seconds: kept for the final writes (JSON, tar, text) at the end.
+        safety_factor: every estimate is multiplied by this.
+        compile_warmup_guess_seconds: torch.compile's first-epoch cost before it is measured.
+        notebooks_fixed_seconds: notebooks' cost beyond their LR test and training (kernels, plots, GradCAM).
+        profiler_overhead_factor: a profiled epoch costs this many unprofiled epochs.
+        lr_test_step_factor: an LR range test iteration costs this many training steps (it runs in
+            fp32 on a contiguous model, reads the loss back every step, smooths and records it).
+        profile_fixed_seconds: building the profiled run's data and model, reading the trace.
+        prior_fixed_seconds, prior_epoch_overhead_seconds: a run's fixed and per-epoch overhead
+            (data preparation; checkpoint writes) before a main-job run measured them.
+    """
+
+    mode: str
+    device: str
+    train_subset: int | None
+    test_subset: int | None
+    batch_size: int
+    epochs: int
+    seeds: tuple[int, ...]
+    lr_grid: tuple[float, ...]
+    lr_test_iterations: int
+    albumentations_workers: int | None
+    resnet18_epochs: int
+    dilated_epochs: int
+    notebook_parameters: dict
+    profile_warmup_steps: int
+    probe_warmup_steps: int
+    probe_steps: int
+    loader_probe_batches: int
+    min_start_seconds: float
+    final_margin_seconds: float
+    safety_factor: float = 1.15
+    compile_warmup_guess_seconds: float = 120.0
+    notebooks_fixed_seconds: float = 90.0
+    profiler_overhead_factor: float = 1.5
+    lr_test_step_factor: float = 3.0
+    profile_fixed_seconds: float = 15.0
+    prior_fixed_seconds: float = 10.0
+    prior_epoch_overhead_seconds: float = 0.5
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FULL = Settings(
+    mode="full", device="auto", train_subset=None, test_subset=None, batch_size=512, epochs=24,
+    seeds=(0, 1, 2), lr_grid=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2), lr_test_iterations=100,
+    albumentations_workers=None, resnet18_epochs=20, dilated_epochs=100,
+    notebook_parameters={"profile": "full"},
+    profile_warmup_steps=5, probe_warmup_steps=3, probe_steps=5, loader_probe_batches=40,
+    min_start_seconds=20.0, final_margin_seconds=15.0,
+)
+#: Tiny and on the CPU; main-job runs keep 2 epochs so the warm-up split (epoch 1 vs the rest) is computed.
+SMOKE = Settings(
+    mode="smoke", device="cpu", train_subset=64, test_subset=50, batch_size=16, epochs=2,
+    seeds=(0,), lr_grid=(1e-3, 1e-2), lr_test_iterations=17,
+    albumentations_workers=0, resnet18_epochs=1, dilated_epochs=1,
+    notebook_parameters={"profile": "short", "train_subset": 64, "test_subset": 50, "epochs": 1,
+                         "batch_size": 16, "num_iter": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
+                         "num_mistakes": 8},
+    profile_warmup_steps=1, probe_warmup_steps=1, probe_steps=1, loader_probe_batches=2,
+    min_start_seconds=3.0, final_margin_seconds=3.0,
+    compile_warmup_guess_seconds=90.0, notebooks_fixed_seconds=60.0, profile_fixed_seconds=5.0, lr_test_step_factor=2.0,
+    prior_fixed_seconds=6.0, prior_epoch_overhead_seconds=0.3,
+)
+
+UNITS = {
+    "*_seconds": "wall-clock seconds (torch.cuda.synchronize() before every clock read on a GPU)",
+    "wall_seconds": "= data_seconds + warmup_seconds + training_seconds + evaluation_seconds + other_seconds",
+    "warmup_seconds": "first epoch's train seconds minus the median of the other epochs' (cuDNN autotuning, "
+                      "torch.compile); null with a single epoch",
+    "other_seconds": "model build, per-epoch checkpoint and metrics writes, final plot",
+    "seconds_per_epoch": "mean (train + test) seconds over all epochs, as fit() reports it",
+    "steady_seconds_per_epoch": "median (train + test) seconds over epochs 2..N",
+    "*_accuracy_fraction": "fraction of test images correct, in [0, 1]",
+    "*_accuracy_percent": "percent of test images correct, 0-100",
+    "*_percent": "percent, 0-100 (profile: of the profiled epoch's device time)",
+    "*_per_second": "images per wall-clock second",
+    "*_mib": "mebibytes (2**20 bytes)",
+    "*_bytes": "bytes",
+    "lr, max_lr, suggested_lr, lrs": "learning rate",
+    "losses": "LR range test: smoothed training cross-entropy per image",
+    "history": "fit()'s per-epoch entries: train/test accuracy as fractions in [0, 1], losses as mean "
+               "cross-entropy per image, lr of the epoch's last step, train/test seconds wall-clock",
+    "epochs_*": "passes over the training set",
+    "estimate_seconds": "the cost predicted before the item ran (safety factor included)",
+}
+
+
+# =========================================================================================
+# Pure helpers: budget, estimates, decisions, grid order, figures (tested without training)
+# =========================================================================================
+
+
+class Budget:
+    """Wall-clock budget of the whole command.
+
+    Args:
+        total_seconds: the budget.
+        margin_seconds: kept back for the final writes; :meth:`left` excludes it.
+        start: clock reading at the start (default: now).
+        clock: the clock (``time.perf_counter``; a fake one in tests).
+    """
+
+    def __init__(self, total_seconds: float, margin_seconds: float = 0.0, start: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.total_seconds = float(total_seconds)
+        self.margin_seconds = float(margin_seconds)
+        self.clock = clock
+        self.start = clock() if start is None else start
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def left(self) -> float:
+        """Seconds left for new work (the final margin excluded); may be negative."""
+        return self.total_seconds - self.margin_seconds - self.elapsed()
+
+    def to_dict(self) -> dict:
+        return {"budget_seconds": self.total_seconds, "final_margin_seconds": self.margin_seconds,
+                "elapsed_seconds": round(self.elapsed(), 3), "left_seconds": round(self.left(), 3)}
+
+
+@dataclass
+class Decision:
+    """Whether an item runs, and why not."""
+
+    run: bool
+    reason: str | None
+    estimate_seconds: float | None
+    available_seconds: float
+
+
+def decide(estimate_seconds: float | None, available_seconds: float, min_start_seconds: float) -> Decision:
+    """Run an item when its estimate fits in the time available; with no estimate, when at least
+    ``min_start_seconds`` are left (the watchdog stops it at the budget's end)."""
+    if estimate_seconds is None:
+        if available_seconds >= min_start_seconds:
+            return Decision(True, None, None, available_seconds)
+        return Decision(False, f"no estimate and only {max(available_seconds, 0):.0f} s available (< "
+                               f"{min_start_seconds:.0f} s needed to start)", None, available_seconds)
+    if estimate_seconds <= available_seconds:
+        return Decision(True, None, estimate_seconds, available_seconds)
+    return Decision(False, f"estimated {estimate_seconds:.0f} s > {max(available_seconds, 0):.0f} s available",
+                    estimate_seconds, available_seconds)
+
+
+def fit_epochs(target: int, per_epoch_seconds: float, fixed_seconds: float, available_seconds: float,
+               min_epochs: int = 1) -> int:
+    """The most epochs (up to ``target``) whose estimated cost fits in ``available_seconds``; 0 when
+    fewer than ``min_epochs`` fit."""
+    if per_epoch_seconds <= 0:
+        return target
+    n = int(math.floor((available_seconds - fixed_seconds) / per_epoch_seconds))
+    n = min(target, n)
+    return n if n >= min_epochs else 0
+
+
+@dataclass
+class Calibration:
+    """Figures the estimates are built from: measured on a main-job run, or probed before one.
+
+    Attributes:
+        step_seconds: one training step of the main model at the main batch size.
+        steps_per_epoch: training steps per epoch of the main job.
+        test_seconds_per_epoch: one evaluation pass.
+        epoch_overhead_seconds: per-epoch cost outside the passes (checkpoint and metrics writes).
+        fixed_seconds: per-run cost (data preparation, warm-up).
+        source: where the figures come from.
+    """
+
+    step_seconds: float
+    steps_per_epoch: int
+    test_seconds_per_epoch: float
+    epoch_overhead_seconds: float
+    fixed_seconds: float
+    source: str
+
+    @classmethod
+    def from_run(cls, record: dict) -> Calibration | None:
+        """From a finished main-job run record (:func:`run_figures`); None when it lacks the figures."""
+        hist = record.get("history") or []
+        steps = record.get("steps_per_epoch")
+        if not hist or not steps:
+            return None
+        train = [h["train_seconds"] for h in hist]
+        test = [h["test_seconds"] for h in hist]
+        steady_train = statistics.median(train[1:]) if len(train) > 1 else train[0]
+        steady_test = statistics.median(test[1:]) if len(test) > 1 else test[0]
+        other = max(0.0, record.get("other_seconds") or 0.0)
+        fixed = (record.get("data_seconds") or 0.0) + (record.get("warmup_seconds") or 0.0) \
+            + (record.get("eval_warmup_seconds") or 0.0)
+        return cls(step_seconds=steady_train / steps, steps_per_epoch=steps, test_seconds_per_epoch=steady_test,
+                   epoch_overhead_seconds=other / len(hist), fixed_seconds=fixed,
+                   source=f"measured: main_job run {record.get('label')}")
+
+    def train_epoch_seconds(self, *, step_seconds: float | None = None, steps: int | None = None,
+                            data_seconds: float | None = None) -> float:
+        """One training pass: compute-bound (steps x step time), or data-bound when the loader is slower
+        (``data_seconds``: the loader's time for one epoch)."""
+        compute = (steps or self.steps_per_epoch) * (step_seconds or self.step_seconds)
+        return max(compute, data_seconds) if data_seconds else compute
+
+    def epoch_seconds(self, *, test_scale: float = 1.0, **train) -> float:
+        return self.train_epoch_seconds(**train) + self.test_seconds_per_epoch * test_scale + self.epoch_overhead_seconds
+
+    def run_seconds(self, epochs: int, *, extra_fixed: float = 0.0, test_scale: float = 1.0, **train) -> float:
+        """A whole run: fixed + epochs x (train + test + overhead) + extra (unscaled by the safety factor)."""
+        return self.fixed_seconds + extra_fixed + epochs * self.epoch_seconds(test_scale=test_scale, **train)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def warmup_seconds(seconds: list[float]) -> float | None:
+    """First epoch's seconds minus the median of the others' (>= 0); None with fewer than 2 epochs."""
+    if len(seconds) < 2:
+        return None
+    return max(0.0, seconds[0] - statistics.median(seconds[1:]))
+
+
+def order_lr_grid(grid: list[float], default: float, suggestion: float | None = None) -> list[dict]:
+    """The LRMAX values in the order they should run when time is short.
+
+    1. the default (its run is reused from part 1, so it costs nothing);
+    2. the grid's nearest neighbours of the default on the log scale, below then above;
+    3. the LR range test's suggestion (3 significant digits), added when it is not within 5% of a
+       grid value (else that grid value moves up here);
+    4. the rest, by log distance from the default (lower first on ties).
+
+    Returns:
+        ``[{"max_lr": float, "source": "grid" | "default" | "suggestion" | "grid+suggestion"}, ...]``
+    """
+    values = sorted({float(v) for v in grid})
+    entries = [{"max_lr": v, "source": "default" if math.isclose(v, default, rel_tol=1e-9) else "grid"}
+               for v in values]
+    first = [e for e in entries if e["source"] == "default"]
+    rest = [e for e in entries if e["source"] != "default"]
+    below = [e for e in rest if e["max_lr"] < default]
+    above = [e for e in rest if e["max_lr"] > default]
+    neighbours = ([below[-1]] if below else []) + ([above[0]] if above else [])
+    rest = [e for e in rest if e not in neighbours]
+    suggested: list[dict] = []
+    if suggestion is not None and math.isfinite(suggestion) and suggestion > 0:
+        close = [e for e in entries if abs(e["max_lr"] - suggestion) <= 0.05 * e["max_lr"]]
+        if close:
+            close[0]["source"] = "grid+suggestion" if close[0]["source"] == "grid" else close[0]["source"]
+            if close[0] in rest:
+                rest.remove(close[0])
+                suggested = [close[0]]
+        else:
+            suggested = [{"max_lr": float(f"{suggestion:.3g}"), "source": "suggestion"}]
+    rest.sort(key=lambda e: (abs(math.log(e["max_lr"] / default)), e["max_lr"]))
+    return first + neighbours + suggested + rest
+
+
+def run_figures(metrics: dict, wall_seconds: float | None, batch_size: int) -> dict:
+    """A run's figures from its ``metrics.json`` (complete or partial) and the wall time around ``fit``."""
+    hist = list(metrics.get("history") or [])
+    timings = metrics.get("timings") or {}
+    train = [float(h["train_seconds"]) for h in hist]
+    test = [float(h["test_seconds"]) for h in hist]
+    data = timings.get("data_seconds")
+    wall = wall_seconds if wall_seconds is not None else timings.get("wall_seconds")
+    warm = warmup_seconds(train)
+    train_total, test_total = sum(train), sum(test)
+    training = train_total - (warm or 0.0)
+    other = (wall - (data or 0.0) - train_total - test_total) if wall is not None else None
+    train_images = (metrics.get("data") or {}).get("train_images")
+    steps = train_images // batch_size if train_images else None
+    steady_train = statistics.median(train[1:]) if len(train) > 1 else (train[0] if train else None)
+    steady_epoch = statistics.median([a + b for a, b in zip(train[1:], test[1:])]) if len(hist) > 1 else (
+        train[0] + test[0] if hist else None)
+    completed = metrics.get("status") == "completed"
+    acc = metrics.get("final_test_accuracy") if completed else None
+    return {
+        "status": metrics.get("status"),
+        "epochs_run": len(hist),
+        "train_images": train_images,
+        "test_images": (metrics.get("data") or {}).get("test_images"),
+        "steps_per_epoch": steps,
+        "wall_seconds": wall,
+        "fit_wall_seconds": timings.get("wall_seconds"),
+        "data_seconds": data,
+        "warmup_seconds": warm,
+        "training_seconds": training if hist else None,
+        "evaluation_seconds": test_total if hist else None,
+        "other_seconds": other,
+        "eval_warmup_seconds": warmup_seconds(test),
+        "train_seconds_total": train_total if hist else None,
+        "seconds_per_epoch": (train_total + test_total) / len(hist) if hist else None,
+        "steady_seconds_per_epoch": steady_epoch,
+        "steady_train_images_per_second": (steps * batch_size / steady_train) if steps and steady_train else None,
+        "test_accuracy_fraction": acc,
+        "test_accuracy_percent": 100.0 * acc if acc is not None else None,
+        "last_epoch_test_accuracy_fraction": hist[-1]["test_accuracy"] if hist else None,
+        "history": [{k: h.get(k) for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                                           "lr", "train_seconds", "test_seconds")} for h in hist],
+    }
+
+
+def accuracy_summary(records: list[dict]) -> dict:
+    """Mean/min/max/std test accuracy (percent) and mean seconds over completed runs."""
+    done = [r for r in records if r.get("test_accuracy_percent") is not None]
+    acc = [r["test_accuracy_percent"] for r in done]
+
+    def mean(key):
+        vals = [r[key] for r in done if r.get(key) is not None]
+        return statistics.mean(vals) if vals else None
+
+    return {
+        "runs_completed": len(done),
+        "seeds": [r.get("seed") for r in done],
+        "test_accuracy_percent_mean": statistics.mean(acc) if acc else None,
+        "test_accuracy_percent_min": min(acc) if acc else None,
+        "test_accuracy_percent_max": max(acc) if acc else None,
+        "test_accuracy_percent_std": statistics.stdev(acc) if len(acc) > 1 else None,
+        "wall_seconds_mean": mean("wall_seconds"),
+        "seconds_per_epoch_mean": mean("seconds_per_epoch"),
+        "steady_seconds_per_epoch_mean": mean("steady_seconds_per_epoch"),
+    }
+
+
+def classify_kernel(name: str) -> str:
+    """``"conv_matmul"`` or ``"other"`` by the kernel's (or op's) name."""
+    low = name.lower()
+    if re.search(CONV_MATMUL, low) and not re.search(NOT_CONV_MATMUL, low):
+        return "conv_matmul"
+    return "other"
+
+
+def summarize_kernels(records: list[tuple[str, float, int]], wall_seconds: float, top: int = TOP_KERNELS) -> dict:
+    """Device-time shares of an epoch from ``(name, seconds, calls)`` records (one per kernel name).
+
+    Shares are of ``max(wall, kernel total)``: conv/matmul + other + idle = 100%. Idle = wall minus
+    the total kernel time, clipped at 0 (kernels on several streams may overlap).
+    """
+    conv = sum(s for n, s, _ in records if classify_kernel(n) == "conv_matmul")
+    total = sum(s for _, s, _ in records)
+    other = total - conv
+    idle = max(0.0, wall_seconds - total)
+    denom = max(wall_seconds, total) or 1.0
+    ranked = sorted(records, key=lambda r: r[1], reverse=True)[:top]
+    return {
+        "wall_seconds": wall_seconds,
+        "kernel_seconds": total,
+        "conv_matmul_seconds": conv,
+        "other_kernel_seconds": other,
+        "idle_seconds": idle,
+        "conv_matmul_percent": 100.0 * conv / denom,
+        "other_kernel_percent": 100.0 * other / denom,
+        "idle_percent": 100.0 * idle / denom,
+        "kernel_names": len(records),
+        "top_kernels": [{"rank": i + 1, "name": n[:300], "seconds": s, "calls": c,
+                         "percent_of_kernel_time": 100.0 * s / total if total else 0.0,
+                         "category": classify_kernel(n)} for i, (n, s, c) in enumerate(ranked)],
+    }
+
+
+def top_kernels_text(summary: dict, header: str) -> str:
+    """The top-kernel table as text (for ``profile_top_kernels.txt``)."""
+    lines = [header, "",
+             f"epoch wall {summary['wall_seconds']:.3f} s; kernel time {summary['kernel_seconds']:.3f} s; "
+             f"conv/matmul {summary['conv_matmul_percent']:.1f}%, other kernels {summary['other_kernel_percent']:.1f}%, "
+             f"idle {summary['idle_percent']:.1f}% (of max(wall, kernel time))", "",
+             f"{'rank':>4}  {'ms':>10}  {'% kernels':>9}  {'calls':>7}  {'category':<11}  name"]
+    for k in summary["top_kernels"]:
+        lines.append(f"{k['rank']:>4}  {1000 * k['seconds']:>10.2f}  {k['percent_of_kernel_time']:>9.2f}  "
+                     f"{k['calls']:>7}  {k['category']:<11}  {k['name']}")
+    return "\n".join(lines) + "\n"
+
+
+def run_template(label: str) -> dict:
+    """Every key a training run's record has (the same whether it ran, failed or was cut short)."""
+    return {
+        "label": label, "status": "pending", "model": None, "recipe": None, "loader": None, "seed": None,
+        "max_lr": None, "compile": False, "epochs_target": None, "epochs_run": 0, "batch_size": None,
+        "num_workers": None, "train_images": None, "test_images": None, "steps_per_epoch": None,
+        "wall_seconds": None, "fit_wall_seconds": None, "data_seconds": None, "warmup_seconds": None,
+        "training_seconds": None, "evaluation_seconds": None, "other_seconds": None, "eval_warmup_seconds": None,
+        "train_seconds_total": None, "seconds_per_epoch": None, "steady_seconds_per_epoch": None,
+        "steady_train_images_per_second": None, "test_accuracy_fraction": None, "test_accuracy_percent": None,
+        "last_epoch_test_accuracy_fraction": None, "peak_gpu_memory_mib": None, "precision": None,
+        "precision_source": None, "estimate_seconds": None, "source": None, "reused_from": None,
+        "probe": None, "run_dir": None, "history": [], "notes": [], "error": None,
+    }
+
+
+def part_template(name: str) -> dict:
+    """Every key of a part's results."""
+    common = {"status": "pending", "started_at_elapsed_seconds": None, "seconds": None, "items_run": 0,
+              "items_skipped": 0, "notes": [], "error": None}
+    specific: dict[str, dict] = {
+        "main_job": {"runs": [], "compile_run": None, "summary": accuracy_summary([]),
+                     "compile": {"steady_epoch_speedup": None, "wall_ratio_compiled_vs_eager": None,
+                                 "warmup_seconds": None}},
+        "lr_sweep": {"range_test": None, "range_test_seconds": None, "suggested_lr": None, "grid": [],
+                     "order": [], "runs": [], "best": None},
+        "albumentations_path": {"num_workers": None, "os_cpu_count": None, "usable_cpus": None, "probe": None,
+                                "run": None, "ratios": {"wall_ratio_vs_device_seed0": None,
+                                                        "seconds_per_epoch_ratio_vs_device_seed0": None,
+                                                        "steady_seconds_per_epoch_ratio_vs_device_seed0": None}},
+        "notebooks": {"parameters": None, "notebooks_dir": None, "wall_seconds": None, "per_notebook_seconds": {},
+                      "test_accuracy_fraction": None, "test_accuracy_percent": None, "train_run": None,
+                      "lr_suggestion": None, "tar": {"file": NOTEBOOKS_TAR, "size_bytes": None, "size_mib": None,
+                                                     "files": 0, "excluded": [], "dropped_to_fit": []}},
+        "zoo": {"models": {"resnet18": None, "dilated_net": None}},
+        "profile": {"source": None, "device_type": None, "steps": None, "warmup_steps": None, "wall_seconds": None,
+                    "kernel_seconds": None, "conv_matmul_seconds": None, "other_kernel_seconds": None,
+                    "idle_seconds": None, "conv_matmul_percent": None, "other_kernel_percent": None,
+                    "idle_percent": None, "kernel_names": None, "top_kernels": [], "table_file": TOP_KERNELS_TXT,
+                    "patterns": {"conv_matmul": CONV_MATMUL, "not_conv_matmul": NOT_CONV_MATMUL}},
+    }
+    return {**common, **specific[name]}
+
+
+def new_report(settings: Settings, parts_requested: list[str], budget: Budget, argv: list[str]) -> dict:
+    """The JSON layout, with every key present from the start (a run cut short keeps the same keys)."""
+    return {
+        "schema": SCHEMA,
+        "status": "running",
+        "mode": settings.mode,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": None,
+        "command": list(argv),
+        "environment": {},
+        "data": {},
+        "budget": {**budget.to_dict(), "watchdog_fired": False, "calibration": None},
+        "settings": {**settings.to_dict(), "parts_requested": list(parts_requested)},
+        "parts": {name: part_template(name) for name in PARTS},
+        "skipped": [],
+        "errors": [],
+        "summary": [],
+        "files": {"report": REPORT_JSON, "notebooks_tar": NOTEBOOKS_TAR, "profile_top_kernels": TOP_KERNELS_TXT,
+                  "log": LOG_FILE, "output_dir": None, "work_dir": None},
+        "units": UNITS,
+    }
+
+
+def summary_rows(report: dict) -> list[dict]:
+    """One row per run or part for the final table: part, item, status, accuracy, seconds, note."""
+    rows = []
+
+    def run_row(part, r):
+        if not r:
+            return
+        rows.append({"part": part, "item": r.get("label"), "status": r.get("status"),
+                     "test_accuracy_percent": r.get("test_accuracy_percent"), "wall_seconds": r.get("wall_seconds"),
+                     "seconds_per_epoch": r.get("seconds_per_epoch"),
+                     "note": f"{r.get('epochs_run')}/{r.get('epochs_target')} epochs"
+                             + (f", reused from {r['reused_from']}" if r.get("reused_from") else "")})
+
+    parts = report["parts"]
+    for r in parts["main_job"]["runs"]:
+        run_row("main_job", r)
+    run_row("main_job", parts["main_job"]["compile_run"])
+    rt = parts["lr_sweep"]["range_test"]
+    if rt:
+        rows.append({"part": "lr_sweep", "item": "range test", "status": "completed" if rt.get("max_lr") else "failed",
+                     "test_accuracy_percent": None, "wall_seconds": parts["lr_sweep"]["range_test_seconds"],
+                     "seconds_per_epoch": None,
+                     "note": f"suggested LRMAX {rt['max_lr']:.3g}" if rt.get("max_lr") else str(rt.get("error"))[:80]})
+    for r in parts["lr_sweep"]["runs"]:
+        run_row("lr_sweep", r)
+    run_row("albumentations_path", parts["albumentations_path"]["run"])
+    nb = parts["notebooks"]
+    if nb["status"] not in ("pending", "not_requested", "not_reached", "skipped"):
+        rows.append({"part": "notebooks", "item": "01-06", "status": nb["status"],
+                     "test_accuracy_percent": nb["test_accuracy_percent"], "wall_seconds": nb["wall_seconds"],
+                     "seconds_per_epoch": None, "note": f"{NOTEBOOKS_TAR} {nb['tar']['size_mib']} MiB"})
+    for r in parts["zoo"]["models"].values():
+        run_row("zoo", r)
+    pr = parts["profile"]
+    if pr["status"] not in ("pending", "not_requested", "not_reached", "skipped"):
+        rows.append({"part": "profile", "item": "1 epoch", "status": pr["status"], "test_accuracy_percent": None,
+                     "wall_seconds": pr["wall_seconds"], "seconds_per_epoch": None,
+                     "note": (f"conv/matmul {pr['conv_matmul_percent']:.1f}%, other {pr['other_kernel_percent']:.1f}%, "
+                              f"idle {pr['idle_percent']:.1f}%") if pr["conv_matmul_percent"] is not None else ""})
+    for s in report["skipped"]:
+        rows.append({"part": s["part"], "item": s["item"], "status": "skipped", "test_accuracy_percent": None,
+                     "wall_seconds": None, "seconds_per_epoch": None, "note": s["reason"]})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    def num(v, fmt):
+        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+    head = f"{'part':<20} {'item':<22} {'status':<12} {'test acc %':>10} {'wall s':>8} {'s/epoch':>8}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['part']:<20} {str(r['item'])[:22]:<22} {str(r['status']):<12} "
+                     f"{num(r['test_accuracy_percent'], '.2f'):>10} {num(r['wall_seconds'], '.1f'):>8} "
+                     f"{num(r['seconds_per_epoch'], '.2f'):>8}  {r['note']}")
+    return "\n".join(lines)
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds:.0f} s"
+
+
+# =========================================================================================
+# The run context: device, data, budget, report; decisions and training runs
+# =========================================================================================
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Context:
+    """What every part needs, and the bookkeeping of decisions, runs and writes."""
+
+    def __init__(self, *, settings: Settings, report: dict, budget: Budget, out_dir: Path, work_dir: Path,
+                 device: torch.device | None = None, data=None, data_root: Path | None = None,
+                 seeds: list[int] | None = None, lr_grid: list[float] | None = None,
+                 notebooks_dir: Path | None = None, parts: list[str] | None = None, save: bool = True):
+        self.settings, self.report, self.budget = settings, report, budget
+        self.out_dir, self.work_dir = out_dir, work_dir
+        self.device, self.data, self.data_root = device, data, data_root
+        self.seeds = list(seeds if seeds is not None else settings.seeds)
+        self.lr_grid = list(lr_grid if lr_grid is not None else settings.lr_grid)
+        self.notebooks_dir = notebooks_dir
+        self.parts = list(parts if parts is not None else PARTS)
+        self.calibration: Calibration | None = None
+        self.current_part: str | None = None
+        self.notebook_run_dir: Path | None = None
+        self._train_stats = None
+        self._save = save
+
+    # -- writes ------------------------------------------------------------------------
+    def save(self) -> None:
+        self.report["budget"].update(self.budget.to_dict())
+        self.report["budget"]["calibration"] = self.calibration.to_dict() if self.calibration else None
+        if self._save:
+            write_json(self.out_dir / REPORT_JSON, self.report)
+
+    def part(self, name: str) -> dict:
+        return self.report["parts"][name]
+
+    # -- decisions ---------------------------------------------------------------------
+    def reserve_seconds(self, part: str) -> float:
+        """Time held back for the cheap profile part while earlier parts run."""
+        if "profile" not in self.parts or part == "profile" or self.part("profile")["status"] != "pending":
+            return 0.0
+        est = self.estimate_profile(probe=False)
+        return est if est is not None else self.settings.profile_fixed_seconds
+
+    def decide(self, part: str, item: str, estimate: float | None, *, reserve: bool = True) -> bool:
+        """Run ``item`` if its estimate fits in the time left minus what is held back for the profile
+        part; else record and print the skip. Counts the item in the part's ``items_run``/``items_skipped``."""
+        left = self.budget.left()
+        held = self.reserve_seconds(part) if reserve else 0.0
+        d = decide(estimate, left - held, self.settings.min_start_seconds)
+        if d.run:
+            self.part(part)["items_run"] += 1
+            print(f"[{part}] start {item} (estimate {fmt_s(estimate)}, {d.available_seconds:.0f} s available)",
+                  flush=True)
+        else:
+            why = f"{d.reason} ({left:.0f} s left, {held:.0f} s held back for the profile part)" if held else d.reason
+            self.skip(part, item, why, estimate, d.available_seconds)
+        return d.run
+
+    def skip(self, part: str, item: str, reason: str, estimate: float | None = None,
+             available: float | None = None) -> None:
+        self.report["skipped"].append({"part": part, "item": item, "reason": reason, "estimate_seconds": estimate,
+                                       "available_seconds": available,
+                                       "at_elapsed_seconds": round(self.budget.elapsed(), 3)})
+        self.part(part)["items_skipped"] += 1
+        print(f"[{part}] SKIP {item}: {reason}", flush=True)
+        self.save()
+
+    # -- estimates ---------------------------------------------------------------------
+    def scaled(self, seconds: float | None) -> float | None:
+        return None if seconds is None else seconds * self.settings.safety_factor
+
+    def main_config(self, **changes) -> TrainConfig:
+        s = self.settings
+        base = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, train_subset=s.train_subset,
+                           test_subset=s.test_subset, loader="device", channels_last=True, amp=True,
+                           device=str(self.device), data_root=str(self.data_root) if self.data_root else None)
+        return base.replace(**changes) if changes else base
+
+    def train_images(self) -> int:
+        return self.settings.train_subset or len(self.data.y_train)
+
+    def test_images(self) -> int:
+        return self.settings.test_subset or len(self.data.y_test)
+
+    def ensure_calibration(self) -> Calibration | None:
+        """The main job's figures; before any main-job run, a prior from a short step-time probe."""
+        if self.calibration is None:
+            try:
+                step = probe_step_seconds("custom_resnet", self)
+            except Exception as err:  # an estimate is not worth a crash
+                self.note_error("calibration probe", err)
+                return None
+            s = self.settings
+            steps = self.train_images() // s.batch_size
+            test_batch = max(s.batch_size, 256)
+            test_steps = -(-self.test_images() // test_batch)
+            self.calibration = Calibration(
+                step_seconds=step, steps_per_epoch=steps,
+                test_seconds_per_epoch=0.4 * step * test_steps * test_batch / s.batch_size,
+                epoch_overhead_seconds=s.prior_epoch_overhead_seconds, fixed_seconds=s.prior_fixed_seconds,
+                source=f"probe: {s.probe_steps} synthetic steps of custom_resnet at batch {s.batch_size}")
+        return self.calibration
+
+    def calibrate_from(self, record: dict) -> None:
+        if self.calibration is None or self.calibration.source.startswith("probe"):
+            cal = Calibration.from_run(record)
+            if cal is not None:
+                self.calibration = cal
+
+    def estimate_main(self, epochs: int, extra_fixed: float = 0.0) -> float | None:
+        cal = self.ensure_calibration()
+        return self.scaled(cal.run_seconds(epochs, extra_fixed=extra_fixed)) if cal else None
+
+    def estimate_lr_test(self, iterations: int) -> float | None:
+        cal = self.ensure_calibration()
+        if cal is None:
+            return None
+        return self.scaled(cal.fixed_seconds + self.settings.lr_test_step_factor * iterations * cal.step_seconds)
+
+    def estimate_profile(self, probe: bool = True) -> float | None:
+        cal = self.ensure_calibration() if probe else self.calibration
+        if cal is None:
+            return None
+        s = self.settings
+        steps = cal.steps_per_epoch * s.profiler_overhead_factor + s.profile_warmup_steps
+        return self.scaled(s.profile_fixed_seconds + steps * cal.step_seconds)
+
+    # -- errors ------------------------------------------------------------------------
+    def note_error(self, where: str, err: BaseException) -> str:
+        text = f"{type(err).__name__}: {err}"
+        self.report["errors"].append({"where": where, "error": text[:4000],
+                                      "traceback": traceback.format_exc()[-4000:]})
+        print(f"[{self.current_part}] ERROR in {where}: {text[:500]}", file=sys.stderr, flush=True)
+        return text[:4000]
+
+    # -- a training run ----------------------------------------------------------------
+    def train(self, rec: dict, cfg: TrainConfig, part: str) -> dict:
+        """``fit(cfg)`` with its figures written into ``rec`` (already placed in the report, so a run
+        cut short by the watchdog keeps what it finished). Errors are recorded, not raised;
+        KeyboardInterrupt is recorded, then raised."""
+        out = self.work_dir / part / rec["label"]
+        cfg = cfg.replace(output_dir=str(out))
+        rec.update(model=cfg.model, recipe=cfg.recipe, loader=cfg.loader, seed=cfg.seed, max_lr=cfg.resolved_max_lr,
+                   compile=cfg.compile, epochs_target=rec["epochs_target"] or cfg.epochs, batch_size=cfg.batch_size,
+                   num_workers=cfg.num_workers if cfg.loader == "albumentations" else None, status="running")
+        self.save()
+        device = self.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sync(device)
+        start = time.perf_counter()
+        metrics = None
+        try:
+            result = fit(cfg, data=self.data, progress=False)
+            metrics = result.metrics
+            del result
+        except KeyboardInterrupt:
+            self._fill(rec, _read_metrics(out), None, cfg, status="interrupted")
+            rec["error"] = "interrupted (budget watchdog or signal)"
+            raise
+        except Exception as err:  # recorded; the next run goes on
+            rec["error"] = self.note_error(f"{part} {rec['label']}", err)
+            status = "diverged" if isinstance(err, DivergenceError) else "failed"
+            self._fill(rec, _read_metrics(out), None, cfg, status=status)
+            return rec
+        finally:
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        sync(device)
+        wall = time.perf_counter() - start
+        self._fill(rec, metrics, wall, cfg)
+        if part in ("main_job", "lr_sweep") and not cfg.compile and rec["status"] == "completed":
+            self.calibrate_from(rec)
+        acc = rec["test_accuracy_percent"]
+        print(f"[{part}] {rec['label']}: {rec['status']}, test accuracy "
+              f"{'-' if acc is None else f'{acc:.2f}%'} ({rec['test_images']} images), wall {wall:.1f} s "
+              f"(data {rec['data_seconds'] or 0:.1f}, warm-up {rec['warmup_seconds'] or 0:.1f}, "
+              f"train {rec['training_seconds'] or 0:.1f}, eval {rec['evaluation_seconds'] or 0:.1f}, "
+              f"other {rec['other_seconds'] or 0:.1f}), {rec['seconds_per_epoch'] or 0:.2f} s/epoch "
+              f"x {rec['epochs_run']}; {self.budget.left():.0f} s left", flush=True)
+        return rec
+
+    def _fill(self, rec: dict, metrics: dict | None, wall: float | None, cfg: TrainConfig,
+              status: str | None = None) -> None:
+        if metrics:
+            rec.update(run_figures(metrics, wall, cfg.batch_size))
+            rec["run_dir"] = str(_find_run_dir(self.work_dir, metrics))
+        if status is not None:
+            rec["status"] = status
+        if metrics and metrics.get("precision"):
+            rec["precision"], rec["precision_source"] = metrics["precision"], "metrics.json"
+        else:
+            rec["precision"] = select_precision(self.device, amp=cfg.amp).to_dict()
+            rec["precision_source"] = "cifarhelpers.precision.select_precision (metrics.json has none)"
+        if self.device.type == "cuda":
+            rec["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.save()
+
+
+def _read_metrics(run_parent: Path) -> dict | None:
+    """The metrics.json of the single run folder under ``run_parent`` (a run cut short), if any."""
+    found = sorted(run_parent.glob("*/metrics.json"))
+    if not found:
+        return None
+    try:
+        return read_json(found[-1])
+    except CifarHelpersError:
+        return None
+
+
+def _find_run_dir(work_dir: Path, metrics: dict) -> Path | None:
+    cfg = metrics.get("config") or {}
+    parent = Path(cfg.get("output_dir") or work_dir)
+    runs = sorted(p for p in parent.glob("*") if p.is_dir())
+    return runs[-1] if runs else None
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def probe_step_seconds(model_name: str, ctx: Context) -> float:
+    """Seconds per training step of ``model_name`` at the main batch size on a synthetic batch
+    (forward, loss, backward, SGD step; channels-last; bf16 autocast on CUDA), after warm-up steps."""
+    s, device = ctx.settings, ctx.device
+    torch.manual_seed(0)
+    model = build_model(model_name).to(device, memory_format=torch.channels_last)
+    model.train()
+    x = torch.randn(s.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (s.batch_size,), device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    criterion = torch.nn.CrossEntropyLoss()
+    precision = select_precision(device, amp=True)
+    scaler = precision.grad_scaler()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as fit() sets it
+
+    def step():
+        with precision.autocast():
+            loss = criterion(model(x), y)
+        train_step(loss, optimizer, scaler)
+
+    for _ in range(s.probe_warmup_steps):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(s.probe_steps):
+        step()
+    sync(device)
+    seconds = (time.perf_counter() - start) / s.probe_steps
+    del model, optimizer, x, y
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    print(f"[{ctx.current_part}] probe: {model_name} {seconds * 1000:.1f} ms per step at batch {s.batch_size}",
+          flush=True)
+    return seconds
+
+
+def train_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
+    """Backward and optimizer step, through the GradScaler when there is one (fp16)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
+def probe_loader(cfg: TrainConfig, ctx: Context) -> dict:
+    """Images/s of the first batches of ``cfg``'s training DataLoader (the albumentations pipeline of
+    ``cfg.transform_set`` with ``cfg.num_workers`` workers; workers' start included), batches moved
+    to the device."""
+    device = ctx.device
+    if ctx._train_stats is None:
+        ctx._train_stats = dataset_statistics(ctx.data.x_train)
+    stats = ctx._train_stats
+    n = min(len(ctx.data.y_train), ctx.settings.loader_probe_batches * cfg.batch_size)
+    loader = AlbumentationsLoader(ctx.data.x_train[:n], ctx.data.y_train[:n],
+                                  train_transform(stats.mean, stats.std, cfg.transform_set),
+                                  batch_size=cfg.batch_size, train=True, num_workers=cfg.num_workers or 0,
+                                  pin_memory=device.type == "cuda")
+    loader.set_epoch(seed_epoch(cfg.seed, 0))
+    batches = len(loader)
+    sync(device)
+    start = time.perf_counter()
+    first = None
+    images = 0
+    for x, y in loader:
+        x.to(device, non_blocking=True)
+        sync(device)
+        if first is None:
+            first = time.perf_counter() - start  # workers' start + the first batch
+        else:
+            images += len(y)
+    seconds = time.perf_counter() - start
+    del loader
+    gc.collect()
+    steady = seconds - first
+    rate = images / steady if images and steady > 0 else cfg.batch_size / first
+    print(f"[{ctx.current_part}] probe: albumentations loader ({cfg.transform_set}, {cfg.num_workers} workers): "
+          f"first batch after {first:.2f} s, then {rate:.0f} images/s ({batches} batches)", flush=True)
+    return {"transform_set": cfg.transform_set, "num_workers": cfg.num_workers, "batches": batches,
+            "first_batch_seconds": first, "seconds": seconds, "images_per_second": rate}
+
+
+def data_epoch_seconds(probe: dict, images: int) -> float:
+    """A DataLoader epoch's data time from a probe: workers' start (every epoch: the workers are not
+    persistent) plus the images at the steady rate."""
+    return probe["first_batch_seconds"] + images / probe["images_per_second"]
+
+
+# =========================================================================================
+# Parts
+# =========================================================================================
+
+
+def part_main_job(ctx: Context, part: dict) -> None:
+    """Seeds without torch.compile, then one seed with it."""
+    cfg = ctx.main_config()
+    for seed in ctx.seeds:
+        label = f"seed{seed}"
+        est = ctx.estimate_main(cfg.epochs)
+        if not ctx.decide("main_job", label, est):
+            continue
+        rec = {**run_template(label), "estimate_seconds": est, "epochs_target": cfg.epochs}
+        part["runs"].append(rec)
+        ctx.train(rec, cfg.replace(seed=seed), "main_job")
+        part["summary"] = accuracy_summary([r for r in part["runs"] if not r["compile"]])
+        ctx.save()
+    seed = ctx.seeds[0] if ctx.seeds else 0
+    label = f"seed{seed}-compile"
+    est = ctx.estimate_main(cfg.epochs, extra_fixed=ctx.settings.compile_warmup_guess_seconds)
+    if not ctx.decide("main_job", label, est):
+        return
+    rec = {**run_template(label), "estimate_seconds": est, "epochs_target": cfg.epochs}
+    part["compile_run"] = rec
+    ctx.train(rec, cfg.replace(seed=seed, compile=True), "main_job")
+    eager = next((r for r in part["runs"] if r["seed"] == seed and r["status"] == "completed"), None)
+    part["compile"]["warmup_seconds"] = rec["warmup_seconds"]
+    if eager and rec["status"] == "completed":
+        if rec["steady_seconds_per_epoch"]:
+            part["compile"]["steady_epoch_speedup"] = eager["steady_seconds_per_epoch"] / rec["steady_seconds_per_epoch"]
+        part["compile"]["wall_ratio_compiled_vs_eager"] = rec["wall_seconds"] / eager["wall_seconds"]
+    ctx.save()
+
+
+def part_lr_sweep(ctx: Context, part: dict) -> None:
+    """The LR range test, then the main job at each LRMAX of the grid (most informative first)."""
+    s = ctx.settings
+    cfg = ctx.main_config()
+    item = f"LR range test ({s.lr_test_iterations} iterations, batch {cfg.batch_size})"
+    if ctx.decide("lr_sweep", item, ctx.estimate_lr_test(s.lr_test_iterations)):
+        sync(ctx.device)
+        start = time.perf_counter()
+        try:
+            result = run_lr_range_test(cfg, num_iter=s.lr_test_iterations, data=ctx.data, progress=False)
+            sync(ctx.device)
+            part["range_test_seconds"] = time.perf_counter() - start
+            part["range_test"] = {**result.to_dict(), "train_images": ctx.train_images(), "loader": cfg.loader,
+                                  "model": cfg.model}
+            part["suggested_lr"] = result.suggested_lr
+            print(f"[lr_sweep] range test: suggested LRMAX {result.suggested_lr:.3e} "
+                  f"({part['range_test_seconds']:.1f} s)", flush=True)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            part["range_test_seconds"] = time.perf_counter() - start
+            part["range_test"] = {"error": ctx.note_error("lr_sweep range test", err)}
+        ctx.save()
+    part["grid"] = list(ctx.lr_grid)
+    part["order"] = order_lr_grid(ctx.lr_grid, DEFAULT_LR, part["suggested_lr"])
+    ctx.save()
+    main_runs = ctx.part("main_job")["runs"]
+    seed0 = next((r for r in main_runs if r["seed"] == cfg.seed and r["status"] == "completed"
+                  and math.isclose(r["max_lr"], DEFAULT_LR) and r["epochs_run"] == cfg.epochs), None)
+    for entry in part["order"]:
+        lr = entry["max_lr"]
+        label = f"lr{lr:.3g}"
+        if seed0 is not None and math.isclose(lr, DEFAULT_LR, rel_tol=1e-9):
+            rec = {**run_template(label), **{k: v for k, v in seed0.items() if k not in ("label", "notes")},
+                   "label": label, "source": entry["source"], "reused_from": f"main_job {seed0['label']}",
+                   "estimate_seconds": 0.0, "notes": ["the main job's seed-0 run (LRMAX = the default), not trained again"]}
+            part["runs"].append(rec)
+            print(f"[lr_sweep] {label}: reused main_job {seed0['label']} ({rec['test_accuracy_percent']:.2f}%)",
+                  flush=True)
+            ctx.save()
+            continue
+        est = ctx.estimate_main(cfg.epochs)
+        if not ctx.decide("lr_sweep", label, est):
+            continue
+        rec = {**run_template(label), "estimate_seconds": est, "epochs_target": cfg.epochs, "source": entry["source"]}
+        part["runs"].append(rec)
+        ctx.train(rec, cfg.replace(max_lr=lr), "lr_sweep")
+    done = [r for r in part["runs"] if r["test_accuracy_percent"] is not None]
+    if done:
+        best = max(done, key=lambda r: r["test_accuracy_percent"])
+        part["best"] = {"max_lr": best["max_lr"], "test_accuracy_percent": best["test_accuracy_percent"],
+                        "of_runs": len(done)}
+    ctx.save()
+
+
+def part_albumentations(ctx: Context, part: dict) -> None:
+    """The main job with the albumentations DataLoader: fewer epochs if 24 do not fit."""
+    s = ctx.settings
+    cpus, os_cpus = usable_cpus(), os.cpu_count()
+    workers = s.albumentations_workers if s.albumentations_workers is not None else min(os_cpus or cpus, cpus)
+    part.update(num_workers=workers, os_cpu_count=os_cpus, usable_cpus=cpus)
+    cfg = ctx.main_config(loader="albumentations", num_workers=workers)
+    cal = ctx.ensure_calibration()
+    if not ctx.decide("albumentations_path", "loader probe", None if cal is None else 10.0):
+        return
+    part["probe"] = probe_loader(cfg, ctx)
+    ctx.save()
+    epochs = cfg.epochs
+    est = None
+    if cal is not None:
+        per_epoch = ctx.scaled(cal.epoch_seconds(data_seconds=data_epoch_seconds(part["probe"], ctx.train_images()),
+                                                 test_scale=1.5))
+        fixed = ctx.scaled(cal.fixed_seconds)
+        available = ctx.budget.left() - ctx.reserve_seconds("albumentations_path")
+        epochs = fit_epochs(cfg.epochs, per_epoch, fixed, available)
+        est = fixed + max(epochs, 1) * per_epoch
+        if epochs == 0:
+            ctx.skip("albumentations_path", "run", f"not even 1 epoch fits: estimated {fixed + per_epoch:.0f} s for "
+                     f"1 epoch > {max(available, 0):.0f} s available", fixed + per_epoch, available)
+            return
+    if not ctx.decide("albumentations_path", f"run ({epochs} epochs)", est):
+        return
+    rec = {**run_template(f"seed{cfg.seed}-{epochs}ep"), "estimate_seconds": est, "epochs_target": cfg.epochs}
+    if epochs < cfg.epochs:
+        rec["notes"].append(f"ran {epochs} of {cfg.epochs} epochs to fit the budget: OneCycle compressed into "
+                            f"{epochs} epochs, so the accuracy is not the {cfg.epochs}-epoch figure; compare seconds "
+                            "per epoch, not wall time")
+    part["run"] = rec
+    ctx.train(rec, cfg.replace(epochs=epochs), "albumentations_path")
+    device_run = next((r for r in ctx.part("main_job")["runs"] if r["seed"] == cfg.seed and r["status"] == "completed"),
+                      None)
+    if device_run and rec["status"] == "completed":
+        ratios = part["ratios"]
+        if rec["epochs_run"] == device_run["epochs_run"]:
+            ratios["wall_ratio_vs_device_seed0"] = rec["wall_seconds"] / device_run["wall_seconds"]
+        ratios["seconds_per_epoch_ratio_vs_device_seed0"] = rec["seconds_per_epoch"] / device_run["seconds_per_epoch"]
+        if rec["steady_seconds_per_epoch"] and device_run["steady_seconds_per_epoch"]:
+            ratios["steady_seconds_per_epoch_ratio_vs_device_seed0"] = (
+                rec["steady_seconds_per_epoch"] / device_run["steady_seconds_per_epoch"])
+    elif not device_run:
+        part["notes"].append("no completed device-loader seed-0 run in this report: ratios not computed")
+    ctx.save()
+
+
+def part_notebooks(ctx: Context, part: dict) -> None:
+    """Notebooks 01-06 with papermill; the run folder is packed by :func:`pack_notebooks` at the end."""
+    from cifarhelpers.notebooks import LR_TEST_ITERATIONS, NOTEBOOK_SHORT_PROFILE, run_notebooks
+
+    params = {**ctx.settings.notebook_parameters, "data_root": str(ctx.data_root), "device": str(ctx.device)}
+    part["parameters"], part["notebooks_dir"] = params, str(ctx.notebooks_dir)
+    if ctx.notebooks_dir is None or not (ctx.notebooks_dir / "01_dataset_statistics.ipynb").is_file():
+        raise FileNotFoundError(f"no notebooks in {ctx.notebooks_dir}: pass --notebooks-dir (the repository's "
+                                "notebooks/ folder)")
+    est = None
+    cal = ctx.ensure_calibration()
+    if cal is not None:
+        s = ctx.settings
+        profile = "full" if params.get("profile") == "full" or (params.get("profile") in (None, "auto")
+                                                                 and ctx.device.type == "cuda") else "short"
+        base = {"batch_size": 512, "epochs": 24, "train_subset": len(ctx.data.y_train)} if profile == "full" \
+            else NOTEBOOK_SHORT_PROFILE
+        batch = params.get("batch_size") or base["batch_size"]
+        train_images = params.get("train_subset") or base["train_subset"]
+        epochs = params.get("epochs") or base["epochs"]
+        iters = params.get("num_iter") or LR_TEST_ITERATIONS[profile]
+        step = cal.step_seconds * batch / s.batch_size  # step time taken as proportional to the batch
+        lr_test = cal.fixed_seconds + s.lr_test_step_factor * iters * step
+        run = cal.run_seconds(epochs, step_seconds=step, steps=train_images // batch)
+        est = ctx.scaled(s.notebooks_fixed_seconds + lr_test + run)
+    if not ctx.decide("notebooks", "notebooks 01-06", est):
+        return
+    parent = ctx.work_dir / "notebooks"
+    sync(ctx.device)
+    start = time.perf_counter()
+    try:
+        run_dir = run_notebooks(params, output_dir=parent, notebooks_dir=ctx.notebooks_dir, progress=False)
+    finally:
+        sync(ctx.device)
+        part["wall_seconds"] = time.perf_counter() - start
+        found = sorted(p for p in parent.glob("*notebooks*") if p.is_dir())  # new_run_dir: <time>-notebooks
+        if found:
+            ctx.notebook_run_dir = found[-1]
+            _read_notebook_outputs(found[-1], part)
+        ctx.save()
+    acc = part["test_accuracy_percent"]
+    print(f"[notebooks] done in {part['wall_seconds']:.1f} s: notebook 04 test accuracy "
+          f"{'-' if acc is None else f'{acc:.2f}%'}; {run_dir}", flush=True)
+
+
+def _read_notebook_outputs(run_dir: Path, part: dict) -> None:
+    from cifarhelpers.notebooks import LR_JSON, NOTEBOOKS, TRAIN_JSON
+
+    train = run_dir / TRAIN_JSON
+    if train.is_file():
+        info = json.loads(train.read_text())
+        part["train_run"] = info
+        acc = info.get("final_test_accuracy")
+        part["test_accuracy_fraction"] = acc
+        part["test_accuracy_percent"] = 100.0 * acc if acc is not None else None
+    lr = run_dir / LR_JSON
+    if lr.is_file():
+        content = json.loads(lr.read_text())
+        part["lr_suggestion"] = {"max_lr": content.get("max_lr"), "min_lr": content.get("min_lr")}
+    for name in NOTEBOOKS:
+        path = run_dir / name
+        if path.is_file():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+                part["per_notebook_seconds"][name] = meta.get("duration")
+
+
+def pack_notebooks(run_dir: Path | None, dest: Path, part: dict, reason: str | None = None) -> None:
+    """Pack the notebooks' run folder (no ``*.pt``) into ``dest``; drop standalone PNGs (also embedded
+    in the executed notebooks) if the archive is over the size limit. Without a run folder, the
+    archive holds a note saying why."""
+    tar = part["tar"]
+    if run_dir is None or not run_dir.is_dir():
+        text = f"The notebooks part did not produce a run folder: {reason or 'not run'}\n".encode()
+
+        def write_note(f):
+            with tarfile.open(fileobj=f, mode="w:gz") as t:
+                info = tarfile.TarInfo("notebooks/NOT_RUN.txt")
+                info.size, info.mtime = len(text), int(time.time())
+                t.addfile(info, io.BytesIO(text))
+
+        atomic_write(dest, write_note)
+        tar.update(size_bytes=dest.stat().st_size, size_mib=round(dest.stat().st_size / 2**20, 3), files=1)
+        return
+    files = sorted(p for p in run_dir.rglob("*") if p.is_file())
+    excluded = [p for p in files if p.suffix == ".pt" or p.name.endswith(".tmp")]
+    kept = [p for p in files if p not in excluded]
+    dropped: list[Path] = []
+    for attempt in ("all", "no_png"):
+        if attempt == "no_png":
+            dropped = [p for p in kept if p.suffix == ".png"]
+            kept = [p for p in kept if p.suffix != ".png"]
+
+        def write(f, kept=kept):
+            with tarfile.open(fileobj=f, mode="w:gz") as t:
+                for p in kept:
+                    t.add(p, arcname=str(Path("notebooks") / p.relative_to(run_dir)))
+
+        atomic_write(dest, write)
+        if dest.stat().st_size <= MAX_FILE_BYTES:
+            break
+    size = dest.stat().st_size
+    tar.update(size_bytes=size, size_mib=round(size / 2**20, 3), files=len(kept),
+               excluded=[str(p.relative_to(run_dir)) for p in excluded],
+               dropped_to_fit=[str(p.relative_to(run_dir)) for p in dropped])
+
+
+def part_zoo(ctx: Context, part: dict) -> None:
+    """ResNet18-GN (plateau_sgd, 20 epochs, device loader) and DilatedNet (step_sgd, affine_cutout16,
+    albumentations, 100 epochs or as many as fit)."""
+    s = ctx.settings
+    cpus = usable_cpus()
+    workers = s.albumentations_workers if s.albumentations_workers is not None else min(os.cpu_count() or cpus, cpus)
+    models = {
+        # the device loader implements cutout8 only: ResNet18 keeps the default transform set
+        "resnet18": (ctx.main_config(model="resnet18", recipe="plateau_sgd", epochs=s.resnet18_epochs),
+                     "device loader (cutout8, the default transform set)"),
+        "dilated_net": (ctx.main_config(model="dilated_net", recipe="step_sgd", transform_set="affine_cutout16",
+                                        loader="albumentations", num_workers=workers, epochs=s.dilated_epochs),
+                        "albumentations loader (affine_cutout16 is not implemented by the device loader)"),
+    }
+    for name, (cfg, why) in models.items():
+        rec = {**run_template(name), "epochs_target": cfg.epochs}
+        rec["notes"].append(why)
+        cal = ctx.ensure_calibration()
+        probe: dict[str, Any] = {}
+        est = None
+        epochs = cfg.epochs
+        if cal is not None:
+            if not ctx.decide("zoo", f"{name} probes", 10.0):
+                part["models"][name] = {**rec, "status": "skipped"}
+                continue
+            try:
+                probe["step_seconds"] = probe_step_seconds(name, ctx)
+                if cfg.loader == "albumentations":
+                    probe["loader"] = probe_loader(cfg, ctx)
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:
+                rec["error"] = ctx.note_error(f"zoo {name} probe", err)
+            rec["probe"] = probe
+            if "step_seconds" in probe:
+                ratio = probe["step_seconds"] / cal.step_seconds
+                train = {"step_seconds": probe["step_seconds"]}
+                if probe.get("loader"):
+                    train["data_seconds"] = data_epoch_seconds(probe["loader"], ctx.train_images())
+                per_epoch = ctx.scaled(cal.epoch_seconds(test_scale=ratio, **train))
+                fixed = ctx.scaled(cal.fixed_seconds)
+                available = ctx.budget.left() - ctx.reserve_seconds("zoo")
+                epochs = fit_epochs(cfg.epochs, per_epoch, fixed, available)
+                est = fixed + max(epochs, 1) * per_epoch
+                rec["notes"].append(f"probe: {probe['step_seconds'] * 1000:.1f} ms per step ({ratio:.2f} x the main "
+                                    "model's)")
+                if epochs == 0:
+                    part["models"][name] = {**rec, "status": "skipped", "estimate_seconds": fixed + per_epoch}
+                    ctx.skip("zoo", name, f"not even 1 epoch fits: estimated {fixed + per_epoch:.0f} s > "
+                             f"{max(available, 0):.0f} s available", fixed + per_epoch, available)
+                    continue
+        if not ctx.decide("zoo", f"{name} ({epochs} epochs)", est):
+            part["models"][name] = {**rec, "status": "skipped"}
+            continue
+        if epochs < cfg.epochs:
+            rec["notes"].append(f"ran {epochs} of {cfg.epochs} epochs to fit the budget ({cfg.recipe}: the schedule "
+                                "is cut short, not compressed)")
+        rec["estimate_seconds"] = est
+        part["models"][name] = rec
+        ctx.train(rec, cfg.replace(epochs=epochs), "zoo")
+
+
+def kernel_records(prof, device: torch.device) -> tuple[list[tuple[str, float, int]], str]:
+    """``(name, seconds, calls)`` per kernel name from a finished profiler, and what was measured.
+
+    On CUDA: the device (kernel, memcpy, memset) events' own durations. Elsewhere: CPU ops' self time.
+    """
+    agg: dict[str, list[float]] = {}
+    if device.type == "cuda":
+        for e in prof.events():
+            if str(getattr(e, "device_type", "")).split(".")[-1] in ("CUDA", "HIP"):
+                a = agg.setdefault(e.name, [0.0, 0])
+                a[0] += e.time_range.elapsed_us() / 1e6
+                a[1] += 1
+        if agg:
+            return [(n, s, int(c)) for n, (s, c) in agg.items()], "CUDA kernels: device time per kernel name"
+        for e in prof.key_averages():  # fallback: ops with device time
+            t = getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+            if t:
+                agg[e.key] = [t / 1e6, e.count]
+        if agg:
+            return ([(n, s, int(c)) for n, (s, c) in agg.items()],
+                    "CUDA: no kernel events found; ops' self device time (key_averages)")
+    for e in prof.key_averages():
+        if e.key.startswith("ProfilerStep") or e.key.startswith("[memory]"):
+            continue
+        if e.self_cpu_time_total > 0:
+            agg[e.key] = [e.self_cpu_time_total / 1e6, e.count]
+    return ([(n, s, int(c)) for n, (s, c) in agg.items()],
+            f"{device.type.upper()} ops' self CPU time: no CUDA kernels on this device, so 'idle' is time "
+            "outside the ops (Python, data)")
+
+
+def part_profile(ctx: Context, part: dict) -> None:
+    """torch.profiler over one epoch of the main job (fresh model and optimizer, the engine's loop)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    s, device = ctx.settings, ctx.device
+    cfg = ctx.main_config()
+    if not ctx.decide("profile", "one profiled epoch", ctx.estimate_profile(), reserve=False):
+        return
+    prep = prepare_data(cfg, device, ctx.data, progress=False)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model).to(device, memory_format=torch.channels_last)
+    criterion = build_criterion(cfg)
+    optimizer, schedule = build_optimizer(model, cfg, steps_per_epoch=len(prep.train_loader))
+    precision = select_precision(device, amp=cfg.amp)
+    scaler = precision.grad_scaler()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    loader = prep.train_loader
+    loader.set_epoch(seed_epoch(cfg.seed, 0))
+    model.train()
+    warm = 0
+    for x, y in loader:  # warm-up outside the profiler: cuDNN autotuning, allocator
+        if warm >= s.profile_warmup_steps:
+            break
+        with precision.autocast():
+            loss = criterion(model(x), y)
+        train_step(loss, optimizer, scaler)
+        schedule.after_batch()
+        warm += 1
+    loader.set_epoch(seed_epoch(cfg.seed, 1))
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        train_one_epoch(model, loader, criterion, optimizer, schedule, device=device, epoch=1, epochs=cfg.epochs,
+                        precision=precision, scaler=scaler, channels_last=True, progress=False)
+        sync(device)
+        wall = time.perf_counter() - start
+    records, source = kernel_records(prof, device)
+    summary = summarize_kernels(records, wall)
+    part.update(summary, source=source, device_type=device.type, steps=len(loader), warmup_steps=warm)
+    header = (f"Top {TOP_KERNELS} kernels by device time: one epoch of the main job ({cfg.model}, batch "
+              f"{cfg.batch_size}, {len(loader)} steps, device loader, channels-last, "
+              f"{precision.describe()}) on {device_name(device)}.\nMeasured: {source}.\n"
+              f"conv/matmul = names matching /{CONV_MATMUL}/ but not /{NOT_CONV_MATMUL}/ (case-insensitive).")
+    atomic_write(ctx.out_dir / TOP_KERNELS_TXT, lambda f: f.write(top_kernels_text(summary, header).encode()))
+    print(f"[profile] epoch {wall:.2f} s: conv/matmul {summary['conv_matmul_percent']:.1f}%, other kernels "
+          f"{summary['other_kernel_percent']:.1f}%, idle {summary['idle_percent']:.1f}% ({source})", flush=True)
+    del prof, model, optimizer, prep
+    gc.collect()
+    ctx.save()
+
+
+RUNNERS: dict[str, Callable[[Context, dict], None]] = {
+    "main_job": part_main_job,
+    "lr_sweep": part_lr_sweep,
+    "albumentations_path": part_albumentations,
+    "notebooks": part_notebooks,
+    "zoo": part_zoo,
+    "profile": part_profile,
+}
+
+
+def run_parts(ctx: Context, runners: dict[str, Callable[[Context, dict], None]] = RUNNERS) -> bool:
+    """Run the requested parts in priority order, each isolated: an error is recorded and the next
+    part runs; an interruption (watchdog, SIGTERM, Ctrl-C) is recorded and ends the loop.
+    Returns False when interrupted."""
+    for name in PARTS:
+        part = ctx.part(name)
+        if name not in ctx.parts:
+            part["status"] = "not_requested"
+            ctx.report["skipped"].append({"part": name, "item": "whole part", "reason": "not in --parts",
+                                          "estimate_seconds": None, "available_seconds": None,
+                                          "at_elapsed_seconds": round(ctx.budget.elapsed(), 3)})
+            ctx.save()
+            continue
+        ctx.current_part = name
+        part["status"] = "running"
+        part["started_at_elapsed_seconds"] = round(ctx.budget.elapsed(), 3)
+        ctx.save()
+        start = ctx.budget.clock()
+        try:
+            runners[name](ctx, part)
+        except KeyboardInterrupt:
+            part["status"] = "interrupted"
+            part["seconds"] = ctx.budget.clock() - start
+            ctx.save()
+            return False
+        except Exception as err:
+            part["status"] = "failed"
+            part["error"] = ctx.note_error(name, err)
+        part["seconds"] = ctx.budget.clock() - start
+        if part["status"] == "running":
+            if part["items_run"] == 0:
+                part["status"] = "skipped"
+            elif part["items_skipped"] or _has_failed_runs(part):
+                part["status"] = "partial"
+            else:
+                part["status"] = "completed"
+        ctx.save()
+    return True
+
+
+def _has_failed_runs(part: dict) -> bool:
+    runs = list(part.get("runs") or []) + [part.get("compile_run"), part.get("run")]
+    runs += list((part.get("models") or {}).values())
+    return any(r and r.get("status") not in ("completed", "skipped", None) for r in runs)
+
+
+# =========================================================================================
+# Environment, log, watchdog, command line
+# =========================================================================================
+
+
+def git_commit(flag: str | None) -> tuple[str | None, str, bool | None]:
+    """(commit, where it came from, working tree dirty) from ``--commit`` or ``git rev-parse HEAD``."""
+    if flag:
+        return flag, "--commit", None
+    repo = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return sha or None, "git rev-parse HEAD", dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, "unavailable (no git or not a repository; pass --commit)", None
+
+
+def environment(device: torch.device, commit_flag: str | None) -> dict:
+    import torchvision
+
+    commit, source, dirty = git_commit(commit_flag)
+    env = {
+        "device": device_name(device), "device_type": device.type,
+        "torch_version": torch.__version__, "torchvision_version": torchvision.__version__,
+        "python_version": platform.python_version(), "numpy_version": np.__version__,
+        "cifarhelpers_version": getattr(cifarhelpers, "__version__", None),
+        "cuda_version": torch.version.cuda, "cudnn_version": torch.backends.cudnn.version()
+        if torch.backends.cudnn.is_available() else None,
+        "platform": platform.platform(),
+        "os_cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(), "torch_threads": torch.get_num_threads(),
+        "git_commit": commit, "git_commit_source": source, "git_dirty": dirty, "gpu": None,
+        "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+    }
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        env["gpu"] = {"name": p.name, "compute_capability": f"{p.major}.{p.minor}",
+                      "memory_mib": p.total_memory / 2**20, "multiprocessors": p.multi_processor_count,
+                      "count": torch.cuda.device_count()}
+    try:
+        import albumentations
+
+        env["albumentations_version"] = albumentations.__version__
+    except ImportError:
+        env["albumentations_version"] = None
+    return env
+
+
+class Tee:
+    """Writes to a stream and a log file (the file stops at ``limit`` bytes); anything else is the
+    stream's (encoding, fileno...)."""
+
+    def __init__(self, stream, log, limit: int = MAX_LOG_BYTES):
+        self.stream, self.log, self.limit, self.written = stream, log, limit, 0
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        if self.written < self.limit:
+            data = text if self.written + len(text) <= self.limit else text[: self.limit - self.written] + \
+                "\n[log truncated at the size limit]\n"
+            self.log.write(data)
+            self.written += len(data)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def start_watchdog(budget: Budget, report: dict) -> threading.Timer:
+    """A timer that interrupts the main thread (KeyboardInterrupt) when the whole budget is spent,
+    so the run in progress is recorded as interrupted and the report is finished in time."""
+    import _thread
+
+    def fire():
+        report["budget"]["watchdog_fired"] = True
+        print(f"\n[watchdog] the {budget.total_seconds:.0f} s budget is spent: interrupting the run in progress",
+              file=sys.stderr, flush=True)
+        _thread.interrupt_main()
+
+    timer = threading.Timer(max(0.0, budget.total_seconds - budget.elapsed()), fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption so the report is finished."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("SIGTERM")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    here = Path(__file__).resolve().parent
+    p = argparse.ArgumentParser(description="Measure the project's GPU figures in one budgeted run (see the module "
+                                            "docstring for the parts, outputs and units).")
+    p.add_argument("--smoke", action="store_true", help="every part on tiny subsets, on the CPU (a few minutes)")
+    p.add_argument("--budget-minutes", type=float, default=9.0, help="wall-clock budget of the whole command (9)")
+    p.add_argument("--out", default=os.environ.get("OUT") or str(here / "out" / "gpu-report"),
+                   help="output folder (default: $OUT, else benchmarks/out/gpu-report)")
+    p.add_argument("--work-dir", default=None, help="scratch folder for run folders (default: a temp folder, removed)")
+    p.add_argument("--data-root", default=os.environ.get("CIFAR10_ROOT"), help="CIFAR-10 copy (default: $CIFAR10_ROOT)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: auto; cpu with --smoke)")
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="main-job seeds (default 0 1 2; smoke 0)")
+    p.add_argument("--lr-grid", nargs="+", type=float, default=None,
+                   help="LRMAX values of the sweep (default 5e-4 1e-3 2e-3 5e-3 1e-2 2e-2; smoke 1e-3 1e-2)")
+    p.add_argument("--notebooks-dir", default=str(here.parent / "notebooks"),
+                   help="folder with notebooks 01-06 (default: the repository's notebooks/)")
+    p.add_argument("--commit", default=None, help="git commit to record when the code is not a git checkout")
+    args = p.parse_args(argv)
+    if args.budget_minutes <= 0:
+        p.error("--budget-minutes must be > 0")
+    if any(not (v > 0 and math.isfinite(v)) for v in (args.lr_grid or [])):
+        p.error("--lr-grid values must be finite and > 0")
+    return args
+
+
+def main(argv: list[str] | None = None, start: float | None = None) -> int:
+    """Run the report; ``start`` is the clock reading the budget counts from (None: now; the script
+    passes its own start time, before the imports). Returns 0 (completed), 1 (failed to start:
+    device, data) or 3 (interrupted: budget watchdog, SIGTERM, Ctrl-C)."""
+    args = parse_args(argv)
+    settings = SMOKE if args.smoke else FULL
+    out_dir = Path(args.out).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    own_work = args.work_dir is None
+    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="gpu-report-work-")).expanduser().resolve()
+    if work_dir == out_dir or out_dir in work_dir.parents:
+        print(f"gpu_report: error: --work-dir {work_dir} lies inside --out {out_dir}: run folders must not land in "
+              "the output folder", file=sys.stderr)
+        return 2
+    work_dir.mkdir(parents=True, exist_ok=True)
+    budget = Budget(args.budget_minutes * 60.0, settings.final_margin_seconds, start=start)
+    parts = [p for p in PARTS if p in args.parts]
+    report = new_report(settings, parts, budget, [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    report["files"].update(output_dir=str(out_dir), work_dir=str(work_dir))
+
+    log = open(out_dir / LOG_FILE, "w", encoding="utf-8", buffering=1)
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Tee(old_out, log), Tee(old_err, log)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
+    watchdog = None
+    ctx = None
+    status = "failed"
+    try:
+        device = resolve_device(args.device or settings.device)
+        report["environment"] = environment(device, args.commit)
+        print(f"gpu_report ({settings.mode}): {report['environment']['device']}; torch {torch.__version__}; budget "
+              f"{budget.total_seconds:.0f} s; parts {', '.join(parts)}; output {out_dir}; scratch {work_dir}", flush=True)
+        start = time.perf_counter()
+        data_root = resolve_root(args.data_root)[0].resolve()
+        data = load_cifar10(data_root, progress=False)
+        report["data"] = {**data.source.to_dict(), "load_seconds": time.perf_counter() - start,
+                          "train_images_available": int(len(data.y_train)), "test_images_available": int(len(data.y_test))}
+        print(f"data: {data.source.layout} copy at {data.source.root} (sha256 {data.source.sha256[:12]}...), "
+              f"{report['data']['load_seconds']:.1f} s", flush=True)
+        ctx = Context(settings=settings, report=report, budget=budget, out_dir=out_dir, work_dir=work_dir,
+                      device=device, data=data, data_root=data_root, seeds=args.seeds, lr_grid=args.lr_grid,
+                      notebooks_dir=Path(args.notebooks_dir).expanduser().resolve(), parts=parts)
+        report["settings"].update(seeds=ctx.seeds, lr_grid=ctx.lr_grid, device=str(device),
+                                  data_root=str(data_root), notebooks_dir=str(ctx.notebooks_dir))
+        ctx.save()
+
+        watchdog = start_watchdog(budget, report)
+        status = "completed" if run_parts(ctx) else "interrupted"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except Exception as err:
+        report["errors"].append({"where": "setup", "error": f"{type(err).__name__}: {err}",
+                                 "traceback": traceback.format_exc()[-4000:]})
+        print(f"gpu_report: error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        status = "failed"
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the final writes are short: finish them
+        for _ in range(2):  # a watchdog that fired just before cancel() may interrupt the first attempt
+            try:
+                _finish(report, ctx, out_dir, status, budget)
+                break
+            except KeyboardInterrupt:
+                status = "interrupted"
+        sys.stdout, sys.stderr = old_out, old_err
+        log.close()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_term if previous_term is not None else signal.SIG_DFL)
+        if own_work:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return 0 if status == "completed" else (1 if status == "failed" else 3)
+
+
+def _finish(report: dict, ctx: Context | None, out_dir: Path, status: str, budget: Budget) -> None:
+    """The always-present files, the summary table and the final JSON, whatever happened."""
+    requested = report["settings"]["parts_requested"]
+    for name, part in report["parts"].items():
+        if part["status"] == "running":  # cut short between two of run_parts' writes
+            part["status"] = "interrupted"
+        elif part["status"] == "pending":  # the loop ended (interrupted, or setup failed) before this part
+            part["status"] = "not_reached" if name in requested else "not_requested"
+            report["skipped"].append({"part": name, "item": "whole part", "estimate_seconds": None,
+                                      "available_seconds": None, "at_elapsed_seconds": round(budget.elapsed(), 3),
+                                      "reason": f"the report ended ({status}) before this part started"
+                                      if name in requested else "not in --parts"})
+
+    def why(name: str) -> str:
+        part = report["parts"][name]
+        reasons = [s["reason"] for s in report["skipped"] if s["part"] == name]
+        return f"status {part['status']}: " + (part["error"] or (reasons[-1] if reasons else "no run folder"))
+
+    try:
+        pack_notebooks(getattr(ctx, "notebook_run_dir", None), out_dir / NOTEBOOKS_TAR, report["parts"]["notebooks"],
+                       reason=why("notebooks"))
+    except Exception as err:  # the report must still be written
+        report["errors"].append({"where": "pack notebooks", "error": f"{type(err).__name__}: {err}", "traceback": None})
+    txt = out_dir / TOP_KERNELS_TXT
+    if report["parts"]["profile"]["status"] != "completed" or not txt.is_file():
+        with contextlib.suppress(OSError):
+            atomic_write(txt, lambda f: f.write(f"No kernel table: the profile part did not run ({why('profile')}).\n"
+                                                .encode()))
+    report["status"] = status
+    report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    report["summary"] = summary_rows(report)
+    report["budget"].update(budget.to_dict())
+    if ctx is not None and ctx.calibration is not None:
+        report["budget"]["calibration"] = ctx.calibration.to_dict()
+    print(f"\n=== GPU report ({report['mode']}): {status} in {budget.elapsed():.0f} s of {budget.total_seconds:.0f} s "
+          f"on {report['environment'].get('device', '?')} ===\n{format_table(report['summary'])}", flush=True)
+    ms = report["parts"]["main_job"]["summary"]
+    if ms["test_accuracy_percent_mean"] is not None:
+        print(f"main job: test accuracy {ms['test_accuracy_percent_mean']:.2f}% mean over {ms['runs_completed']} "
+              f"seed(s) (min {ms['test_accuracy_percent_min']:.2f}%, max {ms['test_accuracy_percent_max']:.2f}%)")
+    print(f"skipped: {len(report['skipped'])} item(s); errors: {len(report['errors'])}")
+    with contextlib.suppress(Exception):
+        write_json(out_dir / REPORT_JSON, report)
+    sizes = {name: (out_dir / name).stat().st_size if (out_dir / name).is_file() else None for name in OUTPUT_FILES}
+    print("files:\n" + "\n".join(f"  {out_dir / n}  ({'missing' if s is None else f'{s:,} bytes'})"
+                                  for n, s in sizes.items()), flush=True)
+
+if __name__ == "__main__":
+    sys.exit(main(start=_T0))

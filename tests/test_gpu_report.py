@@ -1,0 +1,347 @@
+"""benchmarks/gpu_report.py: the budget and skip decisions, the estimates, the LR grid order, the
+figures taken from a run's metrics, the kernel shares, the JSON layout and the part runner, all with
+pure functions and fake parts (no training). One short real run of the smoke mode with a tight
+budget is marked ``data`` and ``slow``; the whole smoke run is the bundle test's (tests/test_bundle.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("gpu_report", ROOT / "benchmarks" / "gpu_report.py")
+gr = importlib.util.module_from_spec(_spec)
+sys.modules["gpu_report"] = gr
+_spec.loader.exec_module(gr)
+
+
+class FakeClock:
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def key_tree(obj, skip: frozenset = frozenset()):
+    """The nested keys of a JSON-like object (lists: the key tree of their first element)."""
+    if isinstance(obj, dict):
+        return {k: (None if k in skip else key_tree(v, skip)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [key_tree(obj[0], skip)] if obj else []
+    return None
+
+
+def fake_metrics(train=(5.0, 2.0, 2.1, 1.9), test=(0.6, 0.5, 0.5, 0.5), *, data=3.0, wall=30.0,
+                 status="completed", train_images=50_000, acc=0.93):
+    hist = [{"epoch": i + 1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0, "test_accuracy": acc,
+             "lr": 0.01, "train_seconds": a, "test_seconds": b, "seconds": a + b}
+            for i, (a, b) in enumerate(zip(train, test))]
+    return {"status": status, "history": hist, "final_test_accuracy": acc if status == "completed" else None,
+            "timings": {"data_seconds": data, "wall_seconds": wall - 0.2},
+            "data": {"train_images": train_images, "test_images": 10_000}, "config": {"output_dir": "/nowhere"}}
+
+
+# -- budget and decisions ------------------------------------------------------------------
+
+def test_budget_counts_from_the_start_and_keeps_the_final_margin():
+    clock = FakeClock(100.0)
+    budget = gr.Budget(540, margin_seconds=15, start=90.0, clock=clock)
+    assert budget.elapsed() == 10.0 and budget.left() == 515.0
+    clock.now = 700.0
+    assert budget.left() < 0
+    assert set(budget.to_dict()) == {"budget_seconds", "final_margin_seconds", "elapsed_seconds", "left_seconds"}
+
+
+def test_decide_runs_what_fits_and_says_why_not():
+    assert gr.decide(100.0, 120.0, 20.0).run
+    no = gr.decide(130.0, 120.0, 20.0)
+    assert not no.run and "130" in no.reason and "120" in no.reason and no.estimate_seconds == 130.0
+    assert gr.decide(None, 25.0, 20.0).run, "no estimate yet: runs when enough time is left to start"
+    assert not gr.decide(None, 10.0, 20.0).run
+    assert "0 s available" in gr.decide(5.0, -3.0, 1.0).reason, "negative time left reads as 0"
+
+
+def test_fit_epochs_runs_fewer_epochs_or_none():
+    assert gr.fit_epochs(24, 10.0, 20.0, 500.0) == 24
+    assert gr.fit_epochs(24, 10.0, 20.0, 100.0) == 8
+    assert gr.fit_epochs(24, 10.0, 20.0, 25.0) == 0
+    assert gr.fit_epochs(100, 2.0, 0.0, 1e9) == 100
+
+
+def test_order_lr_grid_puts_the_informative_values_first():
+    grid = [5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2]
+    order = gr.order_lr_grid(grid, 0.01, suggestion=2.59e-4)
+    assert [e["max_lr"] for e in order] == [0.01, 5e-3, 2e-2, 2.59e-4, 2e-3, 1e-3, 5e-4]
+    assert [e["source"] for e in order[:4]] == ["default", "grid", "grid", "suggestion"]
+    near = gr.order_lr_grid(grid, 0.01, suggestion=1.02e-3)  # within 5% of a grid value: that value moves up
+    assert [e["max_lr"] for e in near] == [0.01, 5e-3, 2e-2, 1e-3, 2e-3, 5e-4]
+    assert near[3]["source"] == "grid+suggestion" and len(near) == len(grid)
+    assert [e["max_lr"] for e in gr.order_lr_grid(grid, 0.01, float("nan"))][:3] == [0.01, 5e-3, 2e-2]
+    assert [e["max_lr"] for e in gr.order_lr_grid([1e-3, 1e-2], 0.01)] == [0.01, 1e-3]
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+def test_run_figures_split_the_wall_time():
+    rec = gr.run_figures(fake_metrics(), wall_seconds=30.0, batch_size=512)
+    assert rec["warmup_seconds"] == pytest.approx(5.0 - 2.0)  # first epoch minus the median of the others
+    parts = (rec["data_seconds"], rec["warmup_seconds"], rec["training_seconds"], rec["evaluation_seconds"],
+             rec["other_seconds"])
+    assert sum(parts) == pytest.approx(rec["wall_seconds"]) and rec["other_seconds"] > 0
+    assert rec["steps_per_epoch"] == 97 and rec["epochs_run"] == 4
+    assert rec["test_accuracy_fraction"] == 0.93 and rec["test_accuracy_percent"] == pytest.approx(93.0)
+    assert rec["steady_seconds_per_epoch"] == pytest.approx(2.5)
+    assert rec["steady_train_images_per_second"] == pytest.approx(97 * 512 / 2.0)
+    assert set(rec) <= set(gr.run_template("x")), "every figure has its place in the run template"
+
+
+def test_run_figures_of_a_run_cut_short_have_no_final_accuracy():
+    rec = gr.run_figures(fake_metrics(train=(5.0,), test=(0.6,), status="interrupted"), None, 512)
+    assert rec["test_accuracy_fraction"] is None and rec["last_epoch_test_accuracy_fraction"] == 0.93
+    assert rec["warmup_seconds"] is None and rec["epochs_run"] == 1
+    assert gr.warmup_seconds([1.0, 3.0, 3.0]) == 0.0, "never negative"
+
+
+def test_calibration_from_a_run_predicts_a_run_of_the_same_shape():
+    rec = gr.run_figures(fake_metrics(), wall_seconds=30.0, batch_size=512)
+    cal = gr.Calibration.from_run({**rec, "label": "seed0"})
+    assert cal.steps_per_epoch == 97 and cal.step_seconds == pytest.approx(2.0 / 97)
+    assert cal.run_seconds(4) == pytest.approx(rec["wall_seconds"], rel=0.1)
+    assert cal.train_epoch_seconds(data_seconds=10.0) == 10.0, "a slower loader bounds the epoch"
+    assert cal.run_seconds(24) > cal.run_seconds(4)
+    assert gr.Calibration.from_run({"history": []}) is None
+
+
+def test_accuracy_summary_over_seeds():
+    runs = [{"seed": s, "test_accuracy_percent": a, "wall_seconds": 60.0, "seconds_per_epoch": 2.5,
+             "steady_seconds_per_epoch": 2.4} for s, a in enumerate((93.0, 94.0, 95.0))]
+    runs.append({"seed": 3, "test_accuracy_percent": None})
+    s = gr.accuracy_summary(runs)
+    assert s["runs_completed"] == 3 and s["seeds"] == [0, 1, 2]
+    assert (s["test_accuracy_percent_mean"], s["test_accuracy_percent_min"], s["test_accuracy_percent_max"]) == (
+        94.0, 93.0, 95.0)
+    assert set(s) == set(gr.accuracy_summary([]))
+
+
+def test_kernel_shares_sum_to_100_and_cudnn_batch_norm_is_not_a_convolution():
+    assert gr.classify_kernel("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc") == "conv_matmul"
+    assert gr.classify_kernel("cutlass3x_sm90_tensorop_gemm_bf16") == "conv_matmul"
+    assert gr.classify_kernel("cudnn::bn_fw_tr_1C11_kernel_NCHW") == "other"
+    assert gr.classify_kernel("void at::native::vectorized_elementwise_kernel<4>") == "other"
+    assert gr.classify_kernel("aten::convolution_backward") == "conv_matmul"
+    assert gr.classify_kernel("aten::native_batch_norm") == "other"
+    records = [("sm90_xmma_fprop_implicit_gemm", 0.6, 100), ("cudnn::bn_fw_tr", 0.2, 50), ("Memset (Device)", 0.05, 3)]
+    s = gr.summarize_kernels(records, wall_seconds=1.0)
+    assert s["conv_matmul_percent"] == pytest.approx(60.0) and s["idle_percent"] == pytest.approx(15.0)
+    assert s["conv_matmul_percent"] + s["other_kernel_percent"] + s["idle_percent"] == pytest.approx(100.0)
+    assert [k["rank"] for k in s["top_kernels"]] == [1, 2, 3] and s["top_kernels"][0]["seconds"] == 0.6
+    overlapped = gr.summarize_kernels(records, wall_seconds=0.5)
+    assert overlapped["idle_seconds"] == 0.0
+    assert overlapped["conv_matmul_percent"] + overlapped["other_kernel_percent"] == pytest.approx(100.0)
+    text = gr.top_kernels_text(s, "header")
+    assert text.startswith("header") and "sm90_xmma_fprop_implicit_gemm" in text
+
+
+# -- the JSON layout --------------------------------------------------------------------------
+
+def test_the_layout_has_the_same_keys_in_smoke_and_full_mode():
+    budget = gr.Budget(60, clock=FakeClock())
+    smoke = gr.new_report(gr.SMOKE, list(gr.PARTS), budget, ["gpu_report.py", "--smoke"])
+    full = gr.new_report(gr.FULL, list(gr.PARTS), budget, ["gpu_report.py"])
+    assert key_tree(smoke, frozenset({"notebook_parameters"})) == key_tree(full, frozenset({"notebook_parameters"}))
+    assert list(smoke["parts"]) == list(gr.PARTS)
+    for key in ("environment", "data", "budget", "settings", "parts", "skipped", "errors", "summary", "files", "units"):
+        assert key in smoke
+    assert set(smoke["files"]) >= {"report", "notebooks_tar", "profile_top_kernels", "log"}
+    assert len(gr.OUTPUT_FILES) <= 8
+    json.dumps(smoke, allow_nan=False)
+
+
+# -- the part runner with fake parts and a fake clock -------------------------------------------
+
+def make_ctx(tmp_path, budget_seconds=100.0, parts=None, clock=None):
+    clock = clock or FakeClock()
+    budget = gr.Budget(budget_seconds, margin_seconds=0.0, start=0.0, clock=clock)
+    report = gr.new_report(gr.SMOKE, list(parts or gr.PARTS), budget, ["test"])
+    ctx = gr.Context(settings=gr.SMOKE, report=report, budget=budget, out_dir=tmp_path, work_dir=tmp_path / "work",
+                     parts=parts)
+    return ctx, clock
+
+
+def costing(seconds):
+    """A fake part: one item estimated (exactly) at ``seconds``; running it advances the clock."""
+    def runner(ctx, part):
+        if ctx.decide(ctx.current_part, "item", seconds):
+            ctx.budget.clock.now += seconds
+            part["notes"].append("ran")
+    return runner
+
+
+def test_parts_that_no_longer_fit_are_skipped_and_recorded(tmp_path):
+    ctx, clock = make_ctx(tmp_path, budget_seconds=100.0)
+    runners = {"main_job": costing(40), "lr_sweep": costing(58), "albumentations_path": costing(30),
+               "notebooks": costing(30), "zoo": costing(20), "profile": costing(4)}
+    assert gr.run_parts(ctx, runners) is True
+    parts = ctx.report["parts"]
+    # the profile part's estimate (smoke: 5 s before any calibration) is held back from earlier parts
+    assert parts["main_job"]["status"] == "completed"          # 40 s of 95 s available
+    assert parts["lr_sweep"]["status"] == "skipped"            # 58 s > 60 - 5 s
+    assert parts["albumentations_path"]["status"] == "completed"  # 30 s of 55 s
+    assert parts["notebooks"]["status"] == "skipped"           # 30 s > 30 - 5 s
+    assert parts["zoo"]["status"] == "completed"               # 20 s of 25 s
+    assert parts["profile"]["status"] == "completed"           # 4 s of the 10 s left: nothing held back now
+    assert clock.now == 94
+    skipped = {s["part"]: s for s in ctx.report["skipped"]}
+    assert set(skipped) == {"lr_sweep", "notebooks"}
+    assert skipped["lr_sweep"]["estimate_seconds"] == 58 and skipped["lr_sweep"]["available_seconds"] == 55
+    assert skipped["lr_sweep"]["reason"] == "estimated 58 s > 55 s available (60 s left, 5 s held back for the profile part)"
+    assert skipped["notebooks"]["at_elapsed_seconds"] == 70
+    on_disk = json.loads((tmp_path / gr.REPORT_JSON).read_text())
+    assert on_disk["parts"]["profile"]["status"] == "completed" and len(on_disk["skipped"]) == 2
+    assert on_disk["budget"]["left_seconds"] == 6
+
+
+def test_a_failing_part_is_recorded_and_the_next_one_runs(tmp_path):
+    ctx, _ = make_ctx(tmp_path)
+
+    def broken(ctx, part):
+        raise RuntimeError("no cuDNN here")
+
+    runners = {**{p: costing(1) for p in gr.PARTS}, "lr_sweep": broken}
+    assert gr.run_parts(ctx, runners) is True
+    parts = ctx.report["parts"]
+    assert parts["lr_sweep"]["status"] == "failed" and "no cuDNN here" in parts["lr_sweep"]["error"]
+    assert parts["albumentations_path"]["status"] == "completed"
+    assert ctx.report["errors"][0]["where"] == "lr_sweep"
+
+
+def test_an_interruption_stops_the_parts_and_keeps_what_was_measured(tmp_path):
+    ctx, _ = make_ctx(tmp_path)
+
+    def interrupted(ctx, part):
+        part["notes"].append("half done")
+        raise KeyboardInterrupt
+
+    runners = {**{p: costing(1) for p in gr.PARTS}, "albumentations_path": interrupted}
+    assert gr.run_parts(ctx, runners) is False
+    on_disk = json.loads((tmp_path / gr.REPORT_JSON).read_text())
+    assert on_disk["parts"]["main_job"]["status"] == "completed"
+    assert on_disk["parts"]["albumentations_path"]["status"] == "interrupted"
+    assert on_disk["parts"]["albumentations_path"]["notes"] == ["half done"]
+    assert on_disk["parts"]["notebooks"]["status"] == "pending"
+
+
+def test_the_watchdog_interrupts_a_run_that_overstays_the_budget(tmp_path):
+    ctx, _ = make_ctx(tmp_path, budget_seconds=0.5, parts=["main_job", "profile"])
+    ctx.budget = gr.Budget(0.5)  # the real clock
+
+    def endless(ctx, part):
+        while True:
+            time.sleep(0.01)
+
+    timer = gr.start_watchdog(ctx.budget, ctx.report)
+    try:
+        assert gr.run_parts(ctx, {**{p: costing(0) for p in gr.PARTS}, "main_job": endless}) is False
+    finally:
+        timer.cancel()
+    assert ctx.report["budget"]["watchdog_fired"] and ctx.report["parts"]["main_job"]["status"] == "interrupted"
+    assert ctx.report["parts"]["profile"]["status"] == "pending"
+
+
+def test_parts_not_requested_are_recorded_as_skipped(tmp_path):
+    ctx, _ = make_ctx(tmp_path, parts=["main_job", "profile"])
+    assert gr.run_parts(ctx, {p: costing(1) for p in gr.PARTS})
+    parts = ctx.report["parts"]
+    assert parts["zoo"]["status"] == "not_requested" and parts["profile"]["status"] == "completed"
+    assert {s["part"] for s in ctx.report["skipped"]} == {"lr_sweep", "albumentations_path", "notebooks", "zoo"}
+    assert all(s["reason"] == "not in --parts" for s in ctx.report["skipped"])
+
+
+def test_the_summary_table_lists_runs_and_skips(tmp_path):
+    ctx, _ = make_ctx(tmp_path)
+    rec = {**gr.run_template("seed0"), **gr.run_figures(fake_metrics(), 30.0, 512), "epochs_target": 4}
+    ctx.report["parts"]["main_job"]["runs"].append(rec)
+    ctx.skip("zoo", "dilated_net", "estimated 900 s > 10 s left", 900.0, 10.0)
+    rows = gr.summary_rows(ctx.report)
+    assert [r["item"] for r in rows] == ["seed0", "dilated_net"]
+    table = gr.format_table(rows)
+    assert "93.00" in table and "skipped" in table and "900 s > 10 s left" in table
+
+
+# -- files ------------------------------------------------------------------------------------
+
+def test_pack_notebooks_leaves_out_weights_and_notes_a_missing_run(tmp_path):
+    run = tmp_path / "20261126-000000-notebooks"
+    (run / "20261126-000001-custom_resnet").mkdir(parents=True)
+    (run / "04_train_onecycle.ipynb").write_text("{}")
+    (run / "train_run.json").write_text("{}")
+    (run / "curves.png").write_bytes(b"\x89PNG")
+    (run / "20261126-000001-custom_resnet" / "model.pt").write_bytes(b"weights")
+    (run / "20261126-000001-custom_resnet" / "checkpoint.pt").write_bytes(b"weights")
+    (run / "20261126-000001-custom_resnet" / "metrics.json").write_text("{}")
+    part = gr.part_template("notebooks")
+    dest = tmp_path / "out.tar.gz"
+    gr.pack_notebooks(run, dest, part)
+    with tarfile.open(dest) as t:
+        names = t.getnames()
+    assert "notebooks/04_train_onecycle.ipynb" in names and "notebooks/20261126-000001-custom_resnet/metrics.json" in names
+    assert not any(n.endswith(".pt") for n in names)
+    assert part["tar"]["files"] == 4 and len(part["tar"]["excluded"]) == 2 and part["tar"]["size_bytes"] > 0
+    gr.pack_notebooks(None, dest, part, reason="skipped: estimated 400 s > 20 s left")
+    with tarfile.open(dest) as t:
+        assert t.extractfile("notebooks/NOT_RUN.txt").read().decode().endswith("20 s left\n")
+
+
+def test_flags_and_their_defaults(monkeypatch):
+    monkeypatch.setenv("OUT", "/tmp/node-out")
+    monkeypatch.setenv("CIFAR10_ROOT", "/data/cifar")
+    args = gr.parse_args([])
+    assert args.out == "/tmp/node-out" and args.data_root == "/data/cifar" and args.budget_minutes == 9.0
+    assert args.parts == list(gr.PARTS) and args.seeds is None and args.device is None and not args.smoke
+    assert Path(args.notebooks_dir) == ROOT / "notebooks"
+    monkeypatch.delenv("OUT")
+    args = gr.parse_args(["--smoke", "--parts", "profile", "main_job", "--seeds", "3", "--lr-grid", "1e-3",
+                          "--budget-minutes", "0.5", "--commit", "abc", "--work-dir", "/tmp/w", "--device", "cpu"])
+    assert args.out.endswith("benchmarks/out/gpu-report") and args.parts == ["profile", "main_job"]
+    assert args.seeds == [3] and args.lr_grid == [1e-3] and args.commit == "abc"
+    for bad in (["--parts", "everything"], ["--budget-minutes", "0"], ["--lr-grid", "-1"]):
+        with pytest.raises(SystemExit):
+            gr.parse_args(bad)
+    assert gr.git_commit("abc")[:2] == ("abc", "--commit")
+
+
+# -- a short real run: smoke mode with a budget too small for most parts --------------------------
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_smoke_with_a_tight_budget_skips_and_still_writes_every_file(cifar_root, tmp_path):
+    """About two minutes: the main job's seed 0 and the profile fit, torch.compile and the notebooks do not."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    status = gr.main(["--smoke", "--budget-minutes", "2", "--parts", "main_job", "lr_sweep", "notebooks", "profile",
+                      "--out", str(out), "--work-dir", str(work), "--data-root", str(cifar_root)])
+    assert sorted(p.name for p in out.iterdir()) == sorted(gr.OUTPUT_FILES)
+    report = json.loads((out / gr.REPORT_JSON).read_text())
+    assert (status, report["status"]) in ((0, "completed"), (3, "interrupted"))
+    layout = gr.new_report(gr.SMOKE, ["main_job"], gr.Budget(60), [])
+    assert set(report) == set(layout) and set(report["parts"]) == set(gr.PARTS)
+    for name in ("main_job", "lr_sweep", "notebooks", "profile"):
+        assert set(report["parts"][name]) == set(layout["parts"][name])
+    assert report["parts"]["zoo"]["status"] == "not_requested"
+    skipped = {(s["part"], s["item"]): s for s in report["skipped"]}
+    assert ("zoo", "whole part") in skipped and ("albumentations_path", "whole part") in skipped
+    assert ("notebooks", "notebooks 01-06") in skipped, "the notebooks never fit in two minutes"
+    assert skipped[("notebooks", "notebooks 01-06")]["estimate_seconds"] > 0
+    assert report["parts"]["notebooks"]["status"] == "skipped"
+    with tarfile.open(out / gr.NOTEBOOKS_TAR) as t:
+        assert t.getnames() == ["notebooks/NOT_RUN.txt"]
+    assert report["data"]["sha256"] and report["environment"]["git_commit_source"]
+    assert report["budget"]["elapsed_seconds"] <= 120 + 30, "the watchdog keeps the run near its budget"
+    assert not list(out.glob("**/*.pt")), "run folders live in the work dir, never in the output folder"
