@@ -8,9 +8,10 @@ read-back finds a NaN or infinite loss the exact epoch, step and LR are reported
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -38,9 +39,6 @@ class EpochResult:
     images: int
     seconds: float
     lr: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _fp32(device: torch.device) -> Precision:
@@ -212,3 +210,26 @@ def predict(
         all_logits.append(logits.float().cpu())
         all_labels.append(labels.cpu())
     return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def check_epoch_finite(train: EpochResult, test: EpochResult, *, epoch: int, epochs: int, steps: int) -> None:
+    """Raise DivergenceError when an epoch's train or test loss is NaN or infinite.
+
+    :func:`train_one_epoch` already stops at a non-finite step loss; this catches weights that
+    became non-finite in the last step, which only the evaluation shows.
+
+    Args:
+        train, test: the epoch's results.
+        epoch, epochs: 0-based epoch index and total, for the message.
+        steps: optimizer steps per epoch, for the message.
+
+    Raises:
+        DivergenceError: names the epoch, step and LR and what to change.
+    """
+    if math.isfinite(train.loss) and math.isfinite(test.loss):
+        return
+    raise DivergenceError(
+        f"training diverged: the test loss is {test.loss} (train loss {train.loss}) after epoch "
+        f"{epoch + 1}/{epochs}, step {steps}/{steps}, lr {train.lr:.3g}: the weights are no longer "
+        "finite. Lower the max LR (try a tenth of it, or run the LR range test) and start again."
+    )

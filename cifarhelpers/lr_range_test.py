@@ -11,7 +11,8 @@ Example::
 
     result = lr_range_test(model, train_loader, device=device, num_iter=100)
     result.suggested_lr, result.max_lr, result.min_lr     # LRMAX = suggestion, LRMIN = LRMAX / 10
-    fig = plot_lr_range_test(result)
+    result = run_lr_range_test(cfg, num_iter=100)         # a TrainConfig's model, data and loader
+    fig = cifarhelpers.plots.plot_lr_range_test(result)
 """
 
 from __future__ import annotations
@@ -24,11 +25,22 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
+from .config import TrainConfig
+from .data import CIFAR10Data
+from .devices import resolve_device
 from .errors import ConfigError, DivergenceError
+from .loaders import prepare_data
 from .model_state import preserved
+from .models import build_model
+from .recipes import build_criterion
+from .reproducibility import seed_everything
+
+#: Points skipped at each end of the curve before suggesting an LR (torch-lr-finder's defaults).
+SKIP_START, SKIP_END = 10, 5
+#: Fewest iterations a test can suggest from with the default skips.
+MIN_ITERATIONS = SKIP_START + SKIP_END + 2
 
 
 @dataclass
@@ -80,7 +92,7 @@ class _FiniteLoss(nn.Module):
 
 
 def check_settings(start_lr: float, end_lr: float, num_iter: int, step_mode: str = "exp",
-                   skip_start: int = 10, skip_end: int = 5) -> None:
+                   skip_start: int = SKIP_START, skip_end: int = SKIP_END) -> None:
     """Validate the LR range test's settings (done before any data is read or model built).
 
     Raises:
@@ -115,8 +127,8 @@ def lr_range_test(
     criterion: nn.Module | None = None,
     smooth_f: float = 0.05,
     diverge_th: float = 5.0,
-    skip_start: int = 10,
-    skip_end: int = 5,
+    skip_start: int = SKIP_START,
+    skip_end: int = SKIP_END,
 ) -> LRRangeTestResult:
     """Run the LR range test with Adam and suggest LRMAX and LRMIN.
 
@@ -203,7 +215,7 @@ def lr_range_test(
                              stop_reason=stop_reason, settings=settings, restored=restored)
 
 
-def steepest_descent_lr(lrs: list[float], losses: list[float], skip_start: int = 10, skip_end: int = 5) -> float:
+def steepest_descent_lr(lrs: list[float], losses: list[float], skip_start: int = SKIP_START, skip_end: int = SKIP_END) -> float:
     """The LR where the loss falls fastest: ``argmin(np.gradient(losses))`` over the kept points.
 
     The same rule as torch-lr-finder's ``plot(suggest_lr=True)`` ("steepest gradient"), computed
@@ -214,29 +226,8 @@ def steepest_descent_lr(lrs: list[float], losses: list[float], skip_start: int =
     return float(kept_lrs[int(np.gradient(kept_losses).argmin())])
 
 
-def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> Figure:
-    """Loss against LR (log scale) with the suggested LR (steepest descent) and LRMIN marked."""
-    s = result.settings
-    skip_start, skip_end = s.get("skip_start", 10), s.get("skip_end", 5)
-    end = len(result.lrs) - skip_end if skip_end else len(result.lrs)
-    lrs, losses = result.lrs[skip_start:end], result.losses[skip_start:end]
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss")
-    i = int(np.argmin(np.abs(np.asarray(lrs) - result.suggested_lr)))
-    ax.scatter([lrs[i]], [losses[i]], s=75, color="#d62728", zorder=3,
-               label=f"steepest descent: LRMAX = {result.max_lr:.2e}")
-    ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")
-    ax.set_xscale("log")
-    ax.set(xlabel="learning rate (log scale)", ylabel="loss",
-           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(result.lrs)} iterations")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    return fig
-
-
-def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0,
-                      data=None, progress: bool = True, **options) -> LRRangeTestResult:
+def run_lr_range_test(cfg: TrainConfig, *, num_iter: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0,
+                      data: CIFAR10Data | None = None, progress: bool = True, **options) -> LRRangeTestResult:
     """The LR range test for a :class:`~cifarhelpers.config.TrainConfig`: its model (fresh, seeded),
     data (subset, loader, transform set, batch size), device and weight decay.
 
@@ -247,16 +238,14 @@ def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_l
         progress: progress bars while loading data.
         **options: ``smooth_f``, ``diverge_th``, ``skip_start``, ``skip_end`` of :func:`lr_range_test`.
 
+    Returns:
+        :class:`LRRangeTestResult`, its ``settings`` also naming the model, the loader and the
+        number of training images drawn from.
+
     Raises:
-        ConfigError, DataError: as :func:`cifarhelpers.train.prepare_data` and :func:`lr_range_test`
+        ConfigError, DataError: as :func:`cifarhelpers.loaders.prepare_data` and :func:`lr_range_test`
             (the test's settings are checked before any data is read).
     """
-    from .devices import resolve_device
-    from .models import build_model
-    from .recipes import build_criterion
-    from .reproducibility import seed_everything
-    from .train import prepare_data
-
     check_settings(start_lr, end_lr, num_iter)  # before any data is read
     device = resolve_device(cfg.device)
     prep = prepare_data(cfg, device, data, progress)
@@ -264,48 +253,7 @@ def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_l
     prep.train_loader.set_epoch(cfg.seed)
     model = build_model(cfg.model).to(device)
     loader = getattr(prep.train_loader, "loader", prep.train_loader)  # the DataLoader, or the DeviceLoader itself
-    return lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                         weight_decay=cfg.weight_decay, criterion=build_criterion(cfg), **options)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cifarhelpers.lr_range_test``: run the test, print the suggestion, write JSON and PNG."""
-    import argparse
-    import sys
-    from pathlib import Path
-
-    from .config import TrainConfig
-    from .errors import CifarHelpersError
-    from .runs import ensure_writable_dir, save_figure, write_json
-
-    parser = argparse.ArgumentParser(prog="python -m cifarhelpers.lr_range_test", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="custom_resnet")
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--num-iter", type=int, default=100)
-    parser.add_argument("--start-lr", type=float, default=1e-6)
-    parser.add_argument("--end-lr", type=float, default=10.0)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--train-subset", type=int, default=None)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="runs/lr_range_test")
-    args = parser.parse_args(argv)
-    try:
-        cfg = TrainConfig(model=args.model, batch_size=args.batch_size, weight_decay=args.weight_decay,
-                          train_subset=args.train_subset, data_root=args.data_root, device=args.device,
-                          seed=args.seed, output_dir=args.output_dir)
-        out = ensure_writable_dir(cfg.output_dir)
-        result = run_lr_range_test(cfg, num_iter=args.num_iter, start_lr=args.start_lr, end_lr=args.end_lr)
-        write_json(Path(out) / "lr_range_test.json", result.to_dict())
-        save_figure(plot_lr_range_test(result), Path(out) / "lr_range_test.png")
-    except CifarHelpersError as err:
-        print(f"lr_range_test: error: {err}", file=sys.stderr)
-        return 2
-    print(f"suggested LRMAX {result.max_lr:.3e}, LRMIN {result.min_lr:.3e}"
-          + (f" ({result.stop_reason})" if result.stopped_early else "") + f"; written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    result = lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                           weight_decay=cfg.weight_decay, criterion=build_criterion(cfg), **options)
+    result.settings.update(model=cfg.model, loader=cfg.loader, train_images=prep.train_images)
+    return result

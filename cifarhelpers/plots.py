@@ -1,16 +1,21 @@
 """Figures. Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so it
 works under any backend, leaks no global state, shows inline when it is a notebook cell's value
-(or through ``IPython.display.display``) and is saved with :func:`cifarhelpers.runs.save_figure`.
+(or through ``IPython.display.display``) and is saved with :func:`cifarhelpers.files.save_figure`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from .files import save_figure
+
+if TYPE_CHECKING:
+    from .lr_range_test import LRRangeTestResult
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
 
 
@@ -62,6 +67,27 @@ def plot_lr_schedule(lrs: Sequence[float], steps_per_epoch: int, title: str = "L
                 textcoords="offset points", xytext=(8, -4), color=TEST_COLOR)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
     ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> Figure:
+    """Loss against LR (log scale) with the suggested LR (steepest descent) and LRMIN marked."""
+    s = result.settings
+    skip_start, skip_end = s.get("skip_start", 10), s.get("skip_end", 5)
+    end = len(result.lrs) - skip_end if skip_end else len(result.lrs)
+    lrs, losses = result.lrs[skip_start:end], result.losses[skip_start:end]
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss")
+    i = int(np.argmin(np.abs(np.asarray(lrs) - result.suggested_lr)))
+    ax.scatter([lrs[i]], [losses[i]], s=75, color="#d62728", zorder=3,
+               label=f"steepest descent: LRMAX = {result.max_lr:.2e}")
+    ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (log scale)", ylabel="loss",
+           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(result.lrs)} iterations")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
     return fig
 
 
@@ -236,7 +262,7 @@ def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> 
 
 
 def show_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
-    """Save ``fig`` as PNG at ``path`` (atomically, via :func:`cifarhelpers.runs.save_figure`) and
+    """Save ``fig`` as PNG at ``path`` (atomically, via :func:`cifarhelpers.files.save_figure`) and
     show that PNG inline in a notebook (``IPython.display``; nothing is shown outside IPython).
 
     Returns None, so a notebook cell ending with it shows the figure and nothing else.
@@ -244,8 +270,6 @@ def show_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
     Raises:
         RunWriteError: the file could not be written.
     """
-    from .runs import save_figure
-
     path = save_figure(fig, Path(path), dpi=dpi)
     try:
         from IPython import get_ipython

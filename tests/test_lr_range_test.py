@@ -8,14 +8,13 @@ import math
 
 import pytest
 import torch
-from _reliability import one_thread, small_data, small_root  # noqa: F401 (fixtures)
 from torch import nn
 
 from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import ConfigError
+from cifarhelpers.loaders import prepare_data
 from cifarhelpers.lr_range_test import lr_range_test, run_lr_range_test
 from cifarhelpers.models import build_model
-from cifarhelpers.train import prepare_data
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 

@@ -14,12 +14,22 @@ import numpy as np
 import pytest
 import torch
 
+from cifarhelpers.config import PROFILES
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.notebooks import (
-    ANALYSIS_JSON, LR_JSON, NOTEBOOKS, NOTEBOOKS_DIR, STATS_JSON, TRAIN_JSON, ZOO_JSON, NotebookSetup, choose_lrs,
-    load_statistics, main, notebook_config, notebook_parameters, resolve_loader, run_notebooks, run_range_test,
-    save_lr_suggestion, save_statistics, training_config,
+from cifarhelpers.handoffs import (
+    ANALYSIS_JSON,
+    LR_JSON,
+    STATS_JSON,
+    TRAIN_JSON,
+    ZOO_JSON,
+    load_lr_range_test,
+    load_statistics,
+    save_lr_range_test,
+    save_statistics,
 )
+from cifarhelpers.lr_range_test import run_lr_range_test
+from cifarhelpers.notebook_runner import NOTEBOOKS, NOTEBOOKS_DIR, main, notebook_parameters, run_notebooks
+from cifarhelpers.notebook_setup import NotebookSetup, notebook_config, resolve_loader, training_config
 
 # Small enough for about two minutes on 2 CPU cores, big enough for every notebook to have
 # something to show (mistakes, a confusion matrix over all classes, a curve).
@@ -91,8 +101,9 @@ def test_03_suggests_a_finite_positive_lr_and_leaves_the_model_unchanged(chain):
     assert lr["settings"]["end_lr"] == 10.0 and lr["settings"]["step_mode"] == "exp"
     assert 17 <= len(lr["lrs"]) == len(lr["losses"]) <= 20
     assert lr["lrs"] == sorted(lr["lrs"]) and min(lr["lrs"]) <= lr["max_lr"] <= max(lr["lrs"])
-    assert lr["weights_unchanged"] is True
-    assert lr["train_images"] == 512 and lr["model"] == "custom_resnet" and lr["loader"] == "albumentations"
+    assert lr["restored"] is True
+    settings = lr["settings"]
+    assert (settings["train_images"], settings["model"], settings["loader"]) == (512, "custom_resnet", "albumentations")
     assert_pngs(chain, ["lr_range_test.png"])
 
 
@@ -147,7 +158,7 @@ def test_06_describes_every_model(chain):
 @pytest.mark.parametrize("parameters,message", [
     ({"epoch": 3}, r"unknown notebook parameter\(s\) \['epoch'\]; the notebooks take \[.*'epochs'"),
     ({"epochs": 0}, r"epochs=0 \(int\) is invalid: it must be an integer >= 1"),
-    ({"profile": "medium"}, r"profile='medium' is invalid: choose one of \['auto', 'short', 'full'\]"),
+    ({"profile": "medium"}, r"profile='medium' \(str\) is invalid: choose one of \['auto', 'short', 'full'\]"),
     ({"loader": "gpu"}, r"loader='gpu' \(str\) is invalid: choose one of \['albumentations', 'device'\]"),
     ({"model": "vgg"}, r"model='vgg' \(str\) is invalid"),
     ({"num_iter": 5}, r"num_iter=5 \(int\) is invalid: it must be an integer >= 17"),
@@ -194,12 +205,14 @@ def test_loader_defaults_to_the_device_loader_on_a_gpu_only():
 
 
 def test_notebook_config_takes_the_profile_then_the_parameters_given(tmp_path):
-    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=None, seed=3)
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None,
+                          seed=3)
     cfg = notebook_config(setup, epochs=None, batch_size=64, model="dilated_net")
-    assert (cfg.epochs, cfg.train_subset, cfg.test_subset) == (2, 2048, 1000), "the short profile"
+    assert (cfg.epochs, cfg.train_subset, cfg.test_subset) == (2, 4096, 2000), "the short profile"
     assert cfg.batch_size == 64 and cfg.model == "dilated_net" and cfg.seed == 3
     assert cfg.loader == "albumentations" and cfg.device == "cpu" and cfg.output_dir == str(tmp_path)
-    full = notebook_config(NotebookSetup(device=torch.device("cpu"), profile="full", output_dir=tmp_path, data=None))
+    full = notebook_config(NotebookSetup(device=torch.device("cpu"), profile=PROFILES["full"], output_dir=tmp_path,
+                                         data=None))
     assert (full.epochs, full.train_subset, full.batch_size) == (24, None, 512), "the recipe itself"
     with pytest.raises(ConfigError, match="epochs=0"):
         notebook_config(setup, epochs=0)
@@ -214,7 +227,7 @@ def test_training_config_resumes_a_run_with_its_saved_settings(tmp_path):
     run.mkdir()
     save_checkpoint(run, {"epoch": 1, "config": saved.to_dict(), "model": {}, "optimizer": {}, "scheduler": {},
                           "history": [], "data_sha256": "0" * 64})
-    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=None,
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None,
                           data_root="/copies/cifar10")
     cfg, source = training_config(setup, resume=str(run), model="custom_resnet", epochs=None, max_lr=None)
     assert cfg == saved.replace(resume=str(run), data_root="/copies/cifar10"), "the saved settings, not the profile's"
@@ -232,22 +245,25 @@ def test_runner_refuses_a_resume_folder_without_a_checkpoint_before_running_anyt
     assert not runs.exists(), "no run folder for a refused run"
 
 
-def test_choose_lrs_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
+def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
     with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by notebook 03\).*does not exist"):
-        choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)
+        training_config(setup)
     (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": 0.004, "min_lr": 0.0004}))
-    assert choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)["max_lr"] == 0.004
-    assert choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)["min_lr"] == 0.0004
-    assert choose_lrs("onecycle_adam", 0.02, None, output_dir=tmp_path) == {
-        "max_lr": 0.02, "min_lr": None, "source": "the max_lr parameter"}
-    assert choose_lrs("step_sgd", None, None, output_dir=tmp_path)["max_lr"] is None, "SGD: the recipe's default"
+    cfg, source = training_config(setup)
+    assert (cfg.max_lr, cfg.min_lr) == (0.004, 0.0004) and source.startswith("notebook 03's LR range test")
+    cfg, source = training_config(setup, max_lr=0.02)
+    assert (cfg.max_lr, cfg.min_lr, source) == (0.02, None, "the max_lr parameter")
+    cfg, source = training_config(setup, recipe="step_sgd")
+    assert cfg.max_lr is None and source == "the step_sgd recipe's default", "SGD: the recipe's default"
     (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": None, "min_lr": None}))
     with pytest.raises(ConfigError, match="not a finite positive LR: run notebook 03 again"):
-        choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)
+        training_config(setup)
 
 
 def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(tmp_path):
-    from cifarhelpers.data import CIFAR10Data, DataSource, dataset_statistics
+    from cifarhelpers.data import CIFAR10Data, DataSource
+    from cifarhelpers.statistics import dataset_statistics
 
     x = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     y = np.arange(20) % 10
@@ -264,13 +280,14 @@ def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(t
 @pytest.mark.data
 @pytest.mark.parametrize("loader", ["albumentations", "device"])
 def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loader, cifar, tmp_path):
-    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=cifar)
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=cifar)
     cfg = notebook_config(setup, model="dilated_net", loader=loader, train_subset=64, batch_size=16)
-    outcome = run_range_test(cfg, cifar, num_iter=17, progress=False)
-    assert outcome.weights_unchanged and outcome.train_images == 64
-    assert len(outcome.result.lrs) <= 17 and outcome.result.settings["batch_size"] == 16
-    content = json.loads(save_lr_suggestion(tmp_path, outcome, cfg).read_text())
-    assert content["max_lr"] == outcome.result.max_lr > 0 and content["loader"] == loader
+    result = run_lr_range_test(cfg, num_iter=17, data=cifar, progress=False)
+    assert result.restored and result.settings["train_images"] == 64
+    assert len(result.lrs) <= 17 and result.settings["batch_size"] == 16
+    content = json.loads(save_lr_range_test(tmp_path, result).read_text())
+    assert content["max_lr"] == result.max_lr > 0 and content["settings"]["loader"] == loader
+    assert load_lr_range_test(tmp_path)["max_lr"] == result.max_lr
 
 
 # -- the committed notebooks ------------------------------------------------------------------
