@@ -5,6 +5,7 @@ Run::
     cifar-train                          # full 24-epoch recipe on a GPU, short profile on a CPU
     cifar-train --profile full           # the 24-epoch recipe even without a GPU (hours on 2 cores)
     python -m cifarhelpers.cli --max-lr 0.02 --train-subset 10000 --epochs 5
+    cifar-train --max-lr find            # the LR range test first, then train at its suggestion
     cifar-train --resume runs/20261122-101500-custom_resnet   # continue a killed run, same settings
     cifar-train --help                   # one flag per TrainConfig field, with its valid range
 
@@ -26,6 +27,7 @@ from typing import Any
 from .config import (
     CIFAR10_TEST_IMAGES,
     CIFAR10_TRAIN_IMAGES,
+    FIND_LR,
     LOADERS,
     PROFILE_CHOICES,
     PROFILES,
@@ -34,6 +36,7 @@ from .config import (
 )
 from .devices import device_name, resolve_device
 from .errors import CifarHelpersError, ConfigError
+from .lr_range_test import describe_lr
 from .models import MODEL_NAMES
 from .recipes import RECIPES
 from .runs import resume_config
@@ -55,16 +58,17 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _parser_for(base: type, optional: bool):
-    """An argparse ``type`` for a field: int, float or str, plus ``none`` when the field is optional,
-    with a message that says what is expected."""
+def _parser_for(base: type, optional: bool, words: tuple[str, ...] = ()):
+    """An argparse ``type`` for a field: int, float or str, plus ``none`` when the field is optional
+    and the given ``words`` (e.g. ``find`` for ``--max-lr``), with a message that says what is expected."""
     what = {int: "an integer", float: "a number"}.get(base, "a value")
-    if optional:
-        what += " or none"
+    what += "".join(f" or {w}" for w in words) + (" or none" if optional else "")
 
     def parse(text: str):
         if optional and text.strip().lower() in ("none", "null"):
             return None
+        if text.strip().lower() in words:
+            return text.strip().lower()
         try:
             return base(text)
         except ValueError:
@@ -102,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", default=_UNSET, help=text)
         else:
             metavar = "{" + ",".join(CHOICES[field.name]) + "}" if field.name in CHOICES else field.name.upper()
-            parser.add_argument(flag, type=_parser_for(base, optional), default=_UNSET, metavar=metavar, help=text)
+            words = (FIND_LR,) if field.name == "max_lr" else ()
+            parser.add_argument(flag, type=_parser_for(base, optional, words), default=_UNSET, metavar=metavar,
+                                help=text)
     return parser
 
 
@@ -160,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                   "images. Pass --profile full for the 24-epoch recipe on all 50,000 images.")
         else:
             print(f"profile: full ({cfg.epochs} epochs, batch {cfg.batch_size})")
+        if cfg.max_lr != FIND_LR:
+            source = "--max-lr" if cfg.max_lr is not None else f"the {cfg.recipe} recipe's default"
+            print(describe_lr(cfg.resolved_max_lr, RECIPES[cfg.recipe].default_lr, source))
         result = fit(cfg, progress=not args.quiet)
     except ConfigError as err:
         print(f"cifar-train: error: {err}", file=sys.stderr)

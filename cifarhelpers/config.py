@@ -15,13 +15,15 @@ run before any data is read or anything is written. Each field's help text sits 
 
 Profiles (:data:`PROFILES`, resolved by :func:`resolve_profile`) scale a run to the machine:
 
-=========  ===========================================================================  ==============
-profile    changes to the config                                                        LR range test
-=========  ===========================================================================  ==============
-``full``   none: the recipe (all 50,000 training images, 24 epochs, batch 512)           100 iterations
-``short``  4,096 training and 2,000 test images, 2 epochs, batch 128 (minutes on a CPU)  30 iterations
+=========  ===============================================================================
+profile    changes to the config
+=========  ===============================================================================
+``full``   none: the recipe (all 50,000 training images, 24 epochs, batch 512, a 100-iteration
+           LR range test)
+``short``  4,096 training and 2,000 test images, 2 epochs, batch 128, a 30-iteration LR range
+           test: a few minutes on 2 CPU cores
 ``auto``   ``full`` on a CUDA GPU, ``short`` elsewhere
-=========  ===========================================================================  ==============
+=========  ===============================================================================
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from .data import SPLIT_SIZES
 from .errors import ConfigError
+from .lr_suggestions import DEFAULT_RULE, RULES, SKIP_END, SKIP_START
 from .models import MODEL_NAMES
 from .recipes import RECIPES
 from .transforms import TRANSFORM_SETS
@@ -45,6 +48,10 @@ LOADERS = ("albumentations", "device")
 CIFAR10_TRAIN_IMAGES = SPLIT_SIZES["train"]
 CIFAR10_TEST_IMAGES = SPLIT_SIZES["test"]
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: ``max_lr`` value that runs the LR range test before training and trains at its suggestion.
+FIND_LR = "find"
+#: Fewest LR range test iterations a suggestion can come from (the curve's ends are skipped).
+MIN_LR_TEST_ITERATIONS = SKIP_START + SKIP_END + 2
 
 
 @dataclass(frozen=True)
@@ -54,24 +61,22 @@ class Profile:
     Attributes:
         name: ``"full"`` or ``"short"``.
         description: one line for messages and ``--help``.
-        overrides: config fields the profile sets (empty for ``full``).
-        lr_test_iterations: iterations of the LR range test.
+        overrides: config fields the profile sets (empty for ``full``: the defaults are the recipe).
     """
 
     name: str
     description: str
     overrides: MappingProxyType
-    lr_test_iterations: int
 
 
 #: The run profiles by name; ``"auto"`` (:data:`PROFILE_CHOICES`) picks one by device.
 PROFILES: dict[str, Profile] = {
-    "short": Profile("short", "4,096 training and 2,000 test images, 2 epochs, batch 128: a few minutes on 2 CPU "
-                              "cores, the mechanics rather than the recipe's accuracy",
-                     MappingProxyType({"epochs": 2, "train_subset": 4096, "test_subset": 2000, "batch_size": 128}),
-                     30),
-    "full": Profile("full", "the recipe as configured: all 50,000 training images, 24 epochs, batch 512",
-                    MappingProxyType({}), 100),
+    "short": Profile("short", "4,096 training and 2,000 test images, 2 epochs, batch 128, a 30-iteration LR range "
+                              "test: a few minutes on 2 CPU cores, the mechanics rather than the recipe's accuracy",
+                     MappingProxyType({"epochs": 2, "train_subset": 4096, "test_subset": 2000, "batch_size": 128,
+                                       "lr_test_iterations": 30})),
+    "full": Profile("full", "the recipe as configured: all 50,000 training images, 24 epochs, batch 512, a "
+                            "100-iteration LR range test", MappingProxyType({})),
 }
 PROFILE_CHOICES = ("auto", *PROFILES)
 
@@ -113,10 +118,15 @@ class TrainConfig:
     transform_set: str = _field("cutout8", f"augmentation set, one of {list(TRANSFORM_SETS)}")
     epochs: int = _field(24, "passes over the training set, >= 1")
     batch_size: int = _field(512, "images per optimizer step, >= 1")
-    max_lr: float | None = _field(None, "OneCycle's peak LR (LRMAX) or the SGD recipes' starting LR, finite > 0; "
-                                        "None takes the recipe's default")
+    max_lr: float | str | None = _field(None, "OneCycle's peak LR (LRMAX) or the SGD recipes' starting LR, finite "
+                                              "> 0; None takes the recipe's default; 'find' runs the LR range test "
+                                              "first and trains at its suggestion (lr_rule)")
     min_lr: float | None = _field(None, "OneCycle's start and end LR (LRMIN), 0 < min_lr <= max_lr; None means "
                                         "max_lr / 10")
+    lr_test_iterations: int = _field(100, f"iterations of the LR range test (max_lr='find', notebook 03), >= "
+                                          f"{MIN_LR_TEST_ITERATIONS}")
+    lr_rule: str = _field(DEFAULT_RULE, f"how the LR range test suggests LRMAX, one of {list(RULES)} "
+                                        "(cifarhelpers.lr_suggestions)")
     pct_start: float = _field(5 / 24, "fraction of the steps rising to max_lr, in (0, 1); 5/24 puts the peak at "
                                       "the end of epoch 5 of 24")
     weight_decay: float = _field(0.0, "L2 penalty passed to the optimizer, >= 0")
@@ -155,7 +165,13 @@ class TrainConfig:
         _subset("train_subset", self.train_subset, CIFAR10_TRAIN_IMAGES, "training")
         _subset("test_subset", self.test_subset, CIFAR10_TEST_IMAGES, "test")
         check_integer("num_workers", self.num_workers, minimum=0, optional=True)
-        check_real("max_lr", self.max_lr, low=0.0, low_open=True, optional=True)
+        if self.max_lr != FIND_LR:
+            check_real("max_lr", self.max_lr, low=0.0, low_open=True, optional=True)
+        elif self.min_lr is not None:
+            raise ConfigError(f"min_lr={self.min_lr} with max_lr='find': LRMIN is the found LRMAX / 10; leave "
+                              "min_lr None, or give max_lr as a number")
+        check_integer("lr_test_iterations", self.lr_test_iterations, minimum=MIN_LR_TEST_ITERATIONS)
+        check_choice("lr_rule", self.lr_rule, tuple(RULES))
         check_real("min_lr", self.min_lr, low=0.0, low_open=True, optional=True)
         check_real("pct_start", self.pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
         check_real("weight_decay", self.weight_decay, low=0.0)
@@ -174,7 +190,7 @@ class TrainConfig:
             raise ConfigError(
                 f"device={self.device!r} is not a known device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
             )
-        if self.max_lr is not None and self.min_lr is not None and self.min_lr > self.max_lr:
+        if self.max_lr not in (None, FIND_LR) and self.min_lr is not None and self.min_lr > self.max_lr:
             raise ConfigError(f"min_lr={self.min_lr} is above max_lr={self.max_lr}: min_lr must be <= max_lr")
         if self.loader == "device" and self.transform_set != "cutout8":
             raise ConfigError(
@@ -185,7 +201,14 @@ class TrainConfig:
     # -- derived values -------------------------------------------------------------------
     @property
     def resolved_max_lr(self) -> float:
-        """``max_lr``, or the recipe's default when it is ``None``."""
+        """``max_lr``, or the recipe's default when it is ``None``.
+
+        Raises:
+            ConfigError: ``max_lr`` is ``"find"``: :func:`~cifarhelpers.train.fit` resolves it with
+                the LR range test first.
+        """
+        if self.max_lr == FIND_LR:
+            raise ConfigError("max_lr='find' has no value until the LR range test ran: fit() runs it first")
         return self.max_lr if self.max_lr is not None else RECIPES[self.recipe].default_lr
 
     @property

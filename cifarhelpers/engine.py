@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,6 +32,8 @@ class EpochResult:
         images: number of images seen.
         seconds: wall-clock seconds of the pass (including data loading).
         lr: LR of the last optimizer step (training passes only; None for evaluation).
+        step_losses: each optimizer step's loss, mean over its batch (training passes only).
+        step_lrs: the LR each optimizer step used (training passes only).
     """
 
     loss: float
@@ -39,6 +41,8 @@ class EpochResult:
     images: int
     seconds: float
     lr: float | None = None
+    step_losses: list[float] = field(default_factory=list)
+    step_lrs: list[float] = field(default_factory=list)
 
 
 def _fp32(device: torch.device) -> Precision:
@@ -144,7 +148,8 @@ def train_one_epoch(
     if seen == 0:
         raise ValueError("the training loader yielded no batches")
     return EpochResult(loss=float(loss_sum) / seen, accuracy=int(correct) / seen, images=seen,
-                       seconds=time.perf_counter() - start, lr=lrs[-1])
+                       seconds=time.perf_counter() - start, lr=lrs[-1], step_losses=step_losses.tolist(),
+                       step_lrs=lrs)
 
 
 @torch.no_grad()

@@ -103,23 +103,20 @@ def save_lr_range_test(output_dir: str | os.PathLike, result: LRRangeTestResult)
     })
 
 
-def load_lr_range_test(output_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """LRMAX and LRMIN from notebook 03's ``lr_range_test.json``.
-
-    Returns:
-        ``{"max_lr": float, "min_lr": float, "source": str}`` (the source names the file).
+def load_lr_range_test(output_dir: str | os.PathLike,
+                       path: str | os.PathLike | None = None) -> tuple[LRRangeTestResult, Path]:
+    """Notebook 03's LR range test, read back from ``lr_range_test.json``: the curve, every rule's
+    suggestion and the rule used (``result.max_lr``, ``result.min_lr``), and the file's path.
 
     Raises:
         ConfigError: the file is missing or malformed, or holds no finite positive LR (the message
             names notebook 03).
     """
     content, file = _read(output_dir, LR_JSON, path, "03")
-    lrs = {key: content.get(key) for key in ("max_lr", "min_lr")}
-    for key, value in lrs.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ConfigError(f"{file} holds {key}={value!r}, not a finite positive LR: run notebook 03 again")
-    return {"max_lr": float(lrs["max_lr"]), "min_lr": float(lrs["min_lr"]),
-            "source": f"notebook 03's LR range test ({file})"}
+    try:
+        return LRRangeTestResult.from_dict(content), file
+    except ConfigError as err:
+        raise ConfigError(f"{file}: {err}; run notebook 03 again") from err
 
 
 # -- 04 -> 05: the trained model ------------------------------------------------------------------

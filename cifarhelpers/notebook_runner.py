@@ -4,7 +4,12 @@ Run all six into a new run folder::
 
     cifar-notebooks run                                # profile auto: full on a GPU, short on a CPU
     cifar-notebooks run -p epochs 5 -p max_lr 0.02     # parameters go to every notebook that has them
+    cifar-notebooks run -f params.yaml -p seed 3       # a parameters file (YAML or JSON), as papermill's -f
     python -m cifarhelpers.notebook_runner run --profile short --output-dir runs
+
+Each cell's output is streamed to the terminal while it runs (papermill's ``log_output``), so a
+24-epoch training shows its epochs as they end; ``--no-log-output`` shows papermill's progress bar
+instead.
 
 Needs the ``notebooks`` extra (papermill and a Jupyter kernel): ``pip install 'cifarhelpers[notebooks]'``.
 """
@@ -54,6 +59,35 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def load_parameters_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Notebook parameters from a YAML (or JSON) file: a mapping of names to plain values (numbers,
+    booleans, strings, null), as papermill's ``-f``. Names and values are checked later, with the
+    ``-p`` ones, by :func:`run_notebooks`.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not valid YAML, or is not a mapping of
+            names to plain values (the message names the file and the offending entry).
+    """
+    yaml = require("yaml", "notebooks", "reading a parameters file")
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"parameters file {str(path)!r} cannot be read ({err.strerror or err}): check the path") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"parameters file {str(path)!r} is not valid YAML ({err}): write NAME: VALUE per line") from err
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"parameters file {str(path)!r} holds a {type(content).__name__}, not a mapping: write "
+                          "NAME: VALUE per line, e.g. 'epochs: 5'")
+    for name, value in content.items():
+        if not isinstance(name, str) or not (value is None or isinstance(value, (bool, int, float, str))):
+            raise ConfigError(f"parameters file {str(path)!r}: {name!r}: {value!r} is not a parameter name with a plain "
+                              "value (a number, true/false, a string or null)")
+    return content
+
+
 def notebook_parameters(path: Path) -> dict[str, Any]:
     """The parameters a notebook declares in its ``parameters`` cell, with their defaults (as source text).
 
@@ -67,7 +101,7 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
 
 def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str | os.PathLike = "runs",
                   notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, notebooks: tuple[str, ...] = NOTEBOOKS,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, log_output: bool = False) -> Path:
     """Execute the notebooks in order with papermill into a new ``notebooks-*`` run folder.
 
     Every notebook gets ``output_dir`` = the run folder, plus those of ``parameters`` it declares.
@@ -79,6 +113,7 @@ def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str |
         notebooks_dir: where the notebooks are.
         notebooks: file names, run in this order.
         progress: papermill's progress bar (one tick per cell).
+        log_output: stream every cell's output to this process's stdout and stderr while it runs.
 
     Returns:
         The run folder.
@@ -120,6 +155,8 @@ def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str |
                 str(notebooks_dir / name), str(run_dir / name),
                 parameters={**given, "output_dir": str(run_dir)},
                 cwd=str(notebooks_dir), progress_bar=progress, kernel_name="python3",
+                log_output=log_output, stdout_file=sys.stdout if log_output else None,
+                stderr_file=sys.stderr if log_output else None,
             )
         except papermill.PapermillExecutionError as err:
             err.notebook = name
@@ -138,16 +175,22 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute the notebooks in order into a new run folder")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a notebook parameter, papermill style (repeatable), e.g. -p epochs 5")
+    run.add_argument("-f", "--parameters-file", default=None, metavar="FILE",
+                     help="notebook parameters from a YAML or JSON file (NAME: VALUE per line); -p overrides it")
+    run.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=True,
+                     help="stream each cell's output while it runs (default); --no-log-output shows a progress bar")
     run.add_argument("--profile", choices=PROFILE_CHOICES, default=None, help="shorthand for -p profile ...")
     run.add_argument("--output-dir", default="runs", help="parent of the new run folder (default: runs)")
     run.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR), help="where the .ipynb files are")
     args = parser.parse_args(argv)
-    parameters = {name: parse_value(value) for name, value in args.parameter}
-    if args.profile:
-        parameters["profile"] = args.profile
     try:
         papermill = require("papermill", "notebooks", "running the notebooks headless")
-        run_dir = run_notebooks(parameters, output_dir=args.output_dir, notebooks_dir=args.notebooks_dir)
+        parameters = load_parameters_file(args.parameters_file) if args.parameters_file else {}
+        parameters.update({name: parse_value(value) for name, value in args.parameter})
+        if args.profile:
+            parameters["profile"] = args.profile
+        run_dir = run_notebooks(parameters, output_dir=args.output_dir, notebooks_dir=args.notebooks_dir,
+                                progress=not args.log_output, log_output=args.log_output)
     except CifarHelpersError as err:
         print(f"cifar-notebooks: error: {err}", file=sys.stderr)
         return 2

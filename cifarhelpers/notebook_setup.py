@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,7 @@ from .data import CIFAR10Data, load_cifar10
 from .devices import device_name, resolve_device
 from .errors import ConfigError
 from .files import ensure_writable_dir
-from .handoffs import load_lr_range_test
-from .lr_range_test import MIN_ITERATIONS
+from .handoffs import LR_JSON, load_lr_range_test
 from .runs import resume_config
 
 
@@ -85,7 +85,6 @@ def _lr_range(params: dict[str, Any]) -> None:
 #: Checks of the notebook parameters that are not :class:`TrainConfig` fields; each raises
 #: ConfigError naming the parameter, its value and what is allowed.
 PARAMETER_CHECKS = {
-    "num_iter": lambda v: check_integer("num_iter", v, minimum=MIN_ITERATIONS, optional=True),
     "start_lr": lambda v: check_real("start_lr", v, low=0.0, low_open=True),
     "end_lr": lambda v: check_real("end_lr", v, low=0.0, low_open=True),
     "images_per_class": lambda v: check_integer("images_per_class", v, minimum=1),
@@ -184,7 +183,10 @@ def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = 
 
     LRMAX and LRMIN: ``max_lr`` if given (and ``min_lr``, None meaning max_lr / 10); else, for the
     ``onecycle_adam`` recipe, notebook 03's ``lr_range_test.json`` (its test uses Adam, so its
-    suggestion fits that recipe only); other recipes take their default LR.
+    suggestion fits that recipe only; read with :func:`cifarhelpers.handoffs.load_lr_range_test`,
+    its rule's suggestion as in ``cifar-train --max-lr find``); other recipes take their default LR.
+    A notebook opened on its own, without notebook 03's file in its output folder, falls back to
+    the recipe's default with a warning.
 
     Args:
         setup: the notebook's setup (device, profile, seed, data root, output folder).
@@ -199,7 +201,8 @@ def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = 
         ``(config, lr_source)``.
 
     Raises:
-        ConfigError: an invalid parameter, or notebook 03's file is needed but missing or malformed.
+        ConfigError: an invalid parameter, or notebook 03's file is malformed, or ``lr_path`` names
+            a file that does not exist.
         CheckpointError: ``resume`` holds no readable, safe checkpoint.
     """
     if resume:
@@ -210,8 +213,13 @@ def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = 
         source = "the max_lr parameter"
     elif recipe != "onecycle_adam":
         source = f"the {recipe} recipe's default"
+    elif lr_path is None and not (setup.output_dir / LR_JSON).is_file():
+        source = f"the {recipe} recipe's default, because notebook 03's {LR_JSON} is not in {setup.output_dir.name}/"
+        warnings.warn(f"no LR range test found ({LR_JSON} from notebook 03): training at the {recipe} recipe's "
+                      "default LR. Run notebook 03 first (same output_dir), or set max_lr.", stacklevel=2)
     else:
-        found = load_lr_range_test(setup.output_dir, lr_path)
-        max_lr, min_lr, source = found["max_lr"], min_lr if min_lr is not None else found["min_lr"], found["source"]
+        found, file = load_lr_range_test(setup.output_dir, lr_path)
+        max_lr, min_lr = found.max_lr, min_lr if min_lr is not None else found.min_lr
+        source = f"notebook 03's LR range test ({found.rule} rule, {file.name})"
     cfg = notebook_config(setup, recipe=recipe, max_lr=max_lr, min_lr=min_lr, **params)
     return cfg, source

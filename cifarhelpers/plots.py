@@ -70,24 +70,79 @@ def plot_lr_schedule(lrs: Sequence[float], steps_per_epoch: int, title: str = "L
     return fig
 
 
+#: Marker and colour of each LR suggestion rule in the LR range test plot.
+RULE_STYLE = {"valley": ("o", "#2ca02c"), "steepest": ("v", "#d62728"), "min_loss": ("s", "#9467bd")}
+
+
 def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> Figure:
-    """Loss against LR (log scale) with the suggested LR (steepest descent) and LRMIN marked."""
+    """Loss against LR (log scale): the whole measured curve, every rule's suggestion marked and
+    labelled with its value (the rule used drawn larger, with its LRMIN as a dashed line), and the
+    points the rules skip at each end shaded. The y axis spans the curve before its last skipped
+    points, so the final explosion runs off the top instead of flattening the rest.
+
+    Args:
+        result: an :class:`~cifarhelpers.lr_range_test.LRRangeTestResult`.
+        title: figure title; default names the optimizer, batch size and iterations.
+    """
     s = result.settings
-    skip_start, skip_end = s.get("skip_start", 10), s.get("skip_end", 5)
-    end = len(result.lrs) - skip_end if skip_end else len(result.lrs)
-    lrs, losses = result.lrs[skip_start:end], result.losses[skip_start:end]
-    fig = Figure(figsize=(7, 4), layout="constrained")
+    lrs, losses = np.asarray(result.lrs), np.asarray(result.losses)
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss")
-    i = int(np.argmin(np.abs(np.asarray(lrs) - result.suggested_lr)))
-    ax.scatter([lrs[i]], [losses[i]], s=75, color="#d62728", zorder=3,
-               label=f"steepest descent: LRMAX = {result.max_lr:.2e}")
+    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss", zorder=2)
+    skip_start, skip_end = s.get("skip_start", 0), s.get("skip_end", 0)
+    if skip_start:
+        ax.axvspan(lrs[0], lrs[min(skip_start, len(lrs) - 1)], color="#7f7f7f", alpha=0.12, lw=0,
+                   label="ends the rules skip")
+    if skip_end:
+        ax.axvspan(lrs[max(len(lrs) - skip_end - 1, 0)], lrs[-1], color="#7f7f7f", alpha=0.12, lw=0)
+    for name, lr in result.suggestions.items():
+        marker, color = RULE_STYLE.get(name, ("D", "#8c564b"))
+        i = int(np.argmin(np.abs(np.log(lrs) - np.log(lr)))) if name != "min_loss" else int(np.argmin(losses))
+        used = name == result.rule
+        label = f"{name}{' (used)' if used else ''}: {lr:.2e}"
+        if name == "min_loss":
+            label = f"min_loss: {lrs[i]:.2e} / 10 = {lr:.2e}" + (" (used)" if used else "")
+        ax.scatter([lrs[i]], [losses[i]], s=110 if used else 60, marker=marker, color=color, zorder=4,
+                   edgecolor="black" if used else "none", label=label)
     ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate (log scale)", ylabel="loss",
-           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(result.lrs)} iterations")
+    # the y range of the curve before its last (skipped) points: the explosion leaves the chart
+    shown = losses[: len(losses) - skip_end] if 0 < skip_end < len(losses) - 1 else losses
+    low, high = np.nanmin(shown), np.nanmax(shown)
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+    ax.set(xlabel="learning rate (log scale)", ylabel="smoothed training loss",
+           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(lrs)} iterations")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    return fig
+
+
+def plot_steps(steps: Sequence[dict], steps_per_epoch: int | None = None, title: str | None = None) -> Figure:
+    """Per-step training loss and LR, one above the other, against the epoch (fractional).
+
+    Args:
+        steps: rows of a run's ``steps.csv`` / ``RunFolder.steps`` (``global_step``, ``loss``, ``lr``).
+        steps_per_epoch: steps per epoch, to put the x axis in epochs; None: the largest ``step``.
+        title: figure title.
+    """
+    steps_per_epoch = steps_per_epoch or max(r["step"] for r in steps)
+    x = np.array([r["global_step"] for r in steps]) / steps_per_epoch
+    loss = np.array([r["loss"] for r in steps], dtype=float)
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax_loss, ax_lr = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    ax_loss.plot(x, loss, color=TRAIN_COLOR, alpha=0.35, lw=0.8, label="loss per step")
+    window = max(1, min(len(loss) // 20, steps_per_epoch))
+    if window > 1:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax_loss.plot(x[window - 1:], smooth, color=TRAIN_COLOR, lw=1.8, label=f"mean of {window} steps")
+    ax_loss.set(ylabel="training loss")
+    ax_loss.legend(loc="upper right")
+    ax_lr.plot(x, [r["lr"] for r in steps], color=TEST_COLOR)
+    ax_lr.set(xlabel="epoch", ylabel="learning rate")
+    for ax in (ax_loss, ax_lr):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

@@ -4,7 +4,10 @@ A :class:`RunFolder` is created (or reopened, to resume) by :func:`cifarhelpers.
 holds the run's ``metrics.json`` in memory, writing it atomically at every change:
 
 * ``start``: status ``"running"``; ``save_epoch``: ``checkpoint.pt`` first, then the epoch joins
-  the history (so the history on disk never runs ahead of the checkpoint);
+  the history, ``history.csv``, ``steps.csv`` and the TensorBoard logs (:mod:`cifarhelpers.run_logs`),
+  so nothing on disk runs ahead of the checkpoint;
+* ``record_lr_range_test``: with ``max_lr="find"``, the LR range test run before training
+  (``lr_range_test.json``, ``lr_range_test.png`` and a summary in ``metrics.json``);
 * ``complete``: ``model.pt`` (the final ``state_dict``), ``curves.png`` and status ``"completed"``;
 * leaving :meth:`RunFolder.recording` by an error records why the run stopped: ``"diverged"`` (a
   NaN or infinite loss), ``"failed"`` (a write failed: disk full, read-only folder) or
@@ -34,10 +37,15 @@ from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import ConfigError, DivergenceError, RunWriteError
 from .files import atomic_write, ensure_writable_dir, read_json, remove_temp_files, save_figure, write_json
+from .lr_range_test import LRRangeTestResult
+from .plots import plot_lr_range_test
+from .run_logs import RunLogs, epoch_steps
 
 METRICS_FILE = "metrics.json"
 WEIGHTS_FILE = "model.pt"
 CURVES_FILE = "curves.png"
+LR_TEST_FILE = "lr_range_test.json"
+LR_TEST_PLOT = "lr_range_test.png"
 #: The units of metrics.json's figures, written into it.
 UNITS = {
     "accuracy": "fraction of images correct, in [0, 1]",
@@ -110,11 +118,14 @@ class RunFolder:
     """A training run's folder and its ``metrics.json`` (see the module docstring).
 
     Build it with :meth:`create` or :meth:`reopen`; ``path`` is the folder, ``metrics`` the
-    content of ``metrics.json`` and ``history`` its per-epoch list.
+    content of ``metrics.json``, ``history`` its per-epoch list and ``steps`` the per-step rows of
+    ``steps.csv``.
     """
 
-    def __init__(self, path: Path, metrics: dict[str, Any], epochs: int):
+    def __init__(self, path: Path, metrics: dict[str, Any], epochs: int, steps: list[dict] | None = None):
         self.path, self.metrics, self.epochs = path, metrics, epochs
+        self.steps: list[dict] = list(steps or [])
+        self.logs = RunLogs(path)
         self._wall_start = time.perf_counter()  # reset by start()
 
     @classmethod
@@ -142,7 +153,7 @@ class RunFolder:
             metrics = dict(header)
         metrics.update(history=list(checkpoint["history"]), config=cfg.to_dict(), precision=header["precision"])
         metrics.setdefault("resumed_at_epochs", []).append(checkpoint["epoch"])
-        return cls(path, metrics, cfg.epochs)
+        return cls(path, metrics, cfg.epochs, checkpoint.get("steps"))
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -157,15 +168,35 @@ class RunFolder:
                             timings={"data_seconds": data_seconds})
         write_json(self.path / METRICS_FILE, self.metrics)
 
-    def save_epoch(self, entry: dict[str, Any], state: dict[str, Any]) -> None:
-        """Checkpoint ``state`` with the history up to ``entry``, then record ``entry``.
+    def record_lr_range_test(self, result: LRRangeTestResult) -> None:
+        """Write the LR range test run before training (``max_lr="find"``): its JSON and plot, and
+        its suggestions and rule in ``metrics.json``."""
+        write_json(self.path / LR_TEST_FILE, result.to_dict())
+        save_figure(plot_lr_range_test(result), self.path / LR_TEST_PLOT)
+        self.metrics["lr_range_test"] = {"suggestions": result.suggestions, "rule": result.rule,
+                                         "max_lr": result.max_lr, "iterations": len(result.lrs),
+                                         "file": LR_TEST_FILE}
+        write_json(self.path / METRICS_FILE, self.metrics)
+
+    def save_epoch(self, entry: dict[str, Any], state: dict[str, Any], step_losses: list[float],
+                   step_lrs: list[float]) -> None:
+        """Checkpoint ``state`` with the history up to ``entry`` and the epoch's steps, then record
+        them: ``metrics.json``, ``history.csv``, ``steps.csv``, TensorBoard.
+
+        Args:
+            entry: the epoch's row of the history (``epoch`` is 1-based).
+            state: :func:`~cifarhelpers.checkpoint.training_state` after the epoch.
+            step_losses, step_lrs: each optimizer step's loss and LR during the epoch.
 
         Raises:
             RunWriteError: a write failed; the previous checkpoint is intact.
         """
-        save_checkpoint(self.path, {**state, "history": [*self.history, entry]})
+        new = epoch_steps(entry["epoch"], step_losses, step_lrs, len(self.steps) + 1)
+        save_checkpoint(self.path, {**state, "history": [*self.history, entry], "steps": [*self.steps, *new]})
         self.history.append(entry)  # only once it is safely on disk
+        self.steps.extend(new)
         write_json(self.path / METRICS_FILE, self.metrics)
+        self.logs.record(self.history, self.steps, new)
 
     def complete(self, weights: dict[str, torch.Tensor], curves) -> None:
         """Write ``model.pt`` (``weights``, a ``state_dict``) and ``curves.png`` (a Figure), then
@@ -174,6 +205,7 @@ class RunFolder:
         atomic_write(self.path / WEIGHTS_FILE, lambda f: torch.save(weights, f))
         save_figure(curves, self.path / CURVES_FILE)
         self._finish()
+        self.logs.close()
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[RunFolder]:
@@ -184,6 +216,7 @@ class RunFolder:
         try:
             yield self
         except (DivergenceError, RunWriteError, KeyboardInterrupt) as err:
+            self.logs.close()
             status = _STATUS.get(type(err), "interrupted")
             done = len(self.history)
             kept = (f"checkpoint.pt keeps epoch {done}/{self.epochs}" if done

@@ -13,7 +13,9 @@ From the shell: ``cifar-train`` (:mod:`cifarhelpers.cli`). Every run writes a ne
 ``output_dir`` (:mod:`cifarhelpers.runs`): ``metrics.json`` (status, config, per-epoch history,
 final test accuracy, timings, device, precision, torch version, data source and hash),
 ``checkpoint.pt`` (rewritten atomically after every epoch), ``model.pt`` (the final ``state_dict``,
-loadable with ``torch.load(weights_only=True)``) and ``curves.png``.
+loadable with ``torch.load(weights_only=True)``), ``curves.png``, ``history.csv`` and ``steps.csv``
+(per epoch and per step), TensorBoard event files when TensorBoard is installed, and with
+``max_lr="find"`` the LR range test run first (``lr_range_test.json``, ``lr_range_test.png``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +33,17 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import check_resumable, load_weights, restore_training_state, training_state
-from .config import TrainConfig
+from .config import FIND_LR, TrainConfig
 from .data import CIFAR10Data
 from .devices import device_name, resolve_device
 from .engine import check_epoch_finite, evaluate, train_one_epoch
 from .files import ensure_writable_dir
 from .loaders import Prepared, prepare_data
+from .lr_range_test import describe_lr, range_test_for_run
 from .models import build_model, count_parameters
 from .plots import plot_curves
 from .precision import Precision, select_precision
-from .recipes import build_criterion, build_optimizer
+from .recipes import RECIPES, build_criterion, build_optimizer
 from .reproducibility import seed_epoch, seed_everything
 from .runs import UNITS, RunFolder, resumable_checkpoint
 
@@ -56,6 +59,7 @@ class RunResult:
         final_test_accuracy: test accuracy after the last epoch, a fraction in [0, 1].
         metrics: the content of ``metrics.json``.
         model: the trained model (on the training device, eval mode).
+        steps: per-step dicts (epoch, step, global_step, loss, lr), the rows of ``steps.csv``.
     """
 
     run_dir: Path
@@ -63,12 +67,15 @@ class RunResult:
     final_test_accuracy: float
     metrics: dict
     model: nn.Module
+    steps: list[dict] = field(default_factory=list)
 
 
 def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True) -> RunResult:
     """Train ``cfg.model`` with ``cfg.recipe``, checkpointing every epoch into a new run folder.
 
-    Every epoch re-derives its random streams from ``(cfg.seed, epoch)``
+    With ``cfg.max_lr == "find"`` the LR range test (:func:`~cifarhelpers.lr_range_test.range_test_for_run`:
+    ``cfg.lr_test_iterations`` iterations, rule ``cfg.lr_rule``) runs first on the run's own data and
+    model, and the run trains at its suggestion. Every epoch re-derives its random streams from ``(cfg.seed, epoch)``
     (:func:`~cifarhelpers.reproducibility.seed_epoch`), so with ``cfg.resume`` set to a run folder
     training continues from that folder's last checkpoint, in that folder, and on the CPU ends with
     exactly the history of the run left alone.
@@ -105,6 +112,13 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     data_seconds = time.perf_counter() - data_start
     if resumed is not None:
         check_resumable(resumed, cfg.to_dict(), prep.data.source.sha256)
+    found = range_test_for_run(cfg, prep, device) if cfg.max_lr == FIND_LR else None
+    if found is not None:  # train at the suggestion; the run's config holds the number, so a resume reuses it
+        cfg = cfg.replace(max_lr=found.max_lr)
+        if progress:
+            print(describe_lr(found.max_lr, RECIPES[cfg.recipe].default_lr,
+                              f"the LR range test ({found.rule}; all rules: "
+                              + ", ".join(f"{k} {v:.3g}" for k, v in found.suggestions.items()) + ")"))
 
     seed_everything(cfg.seed)
     net = build_model(cfg.model)
@@ -126,6 +140,8 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     header = run_header(cfg, net, prep, device, precision)
     run = RunFolder.reopen(cfg, header, resumed) if resumed is not None else RunFolder.create(cfg, header)
     run.start(wall_start=wall_start, data_seconds=data_seconds)
+    if found is not None:
+        run.record_lr_range_test(found)
     bar = tqdm(range(len(run.history), cfg.epochs), initial=len(run.history), total=cfg.epochs,
                desc=f"{cfg.model} {cfg.recipe}", unit="epoch", disable=not progress)
     with run.recording(), contextlib.closing(bar):
@@ -145,7 +161,7 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
             run.save_epoch(entry, training_state(
                 epoch=epoch + 1, model=net, optimizer=optimizer, schedule=schedule, scaler=scaler,
                 config=cfg.to_dict(), data_sha256=prep.data.source.sha256,
-                loader_generator=prep.train_loader.generator))
+                loader_generator=prep.train_loader.generator), train.step_losses, train.step_lrs)
             bar.set_postfix(train_loss=f"{train.loss:.3f}", test_acc=f"{100 * test.accuracy:.2f}%")
             if progress:
                 tqdm.write(f"epoch {epoch + 1:>2}/{cfg.epochs}  train loss {train.loss:.4f} acc "
@@ -156,7 +172,7 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
                                                                       f"{100 * final:.2f}%"))
     net.eval()
     return RunResult(run_dir=run.path, history=run.history, final_test_accuracy=final, metrics=run.metrics,
-                     model=net)
+                     model=net, steps=run.steps)
 
 
 def run_header(cfg: TrainConfig, net: nn.Module, prep: Prepared, device: torch.device,

@@ -28,14 +28,16 @@ from cifarhelpers.handoffs import (
     save_statistics,
 )
 from cifarhelpers.lr_range_test import run_lr_range_test
-from cifarhelpers.notebook_runner import NOTEBOOKS, NOTEBOOKS_DIR, main, notebook_parameters, run_notebooks
+from cifarhelpers.notebook_runner import (
+    NOTEBOOKS, NOTEBOOKS_DIR, load_parameters_file, main, notebook_parameters, run_notebooks,
+)
 from cifarhelpers.notebook_setup import NotebookSetup, notebook_config, resolve_loader, training_config
 
 # Small enough for about two minutes on 2 CPU cores, big enough for every notebook to have
 # something to show (mistakes, a confusion matrix over all classes, a curve).
 TINY = {
     "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 500, "epochs": 1, "batch_size": 64,
-    "num_iter": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
+    "lr_test_iterations": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
 }
 PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
 PNG_MIN_BYTES = 5_000
@@ -68,7 +70,7 @@ def test_every_notebook_ran_with_the_parameters_passed(chain):
         assert f"output_dir = {str(chain)!r}" in injected[0].source or f'output_dir = "{chain}"' in injected[0].source
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])), name
     executed_03 = nbformat.read(chain / "03_lr_range_test.ipynb", as_version=4)
-    assert "num_iter = 20" in "\n".join(c.source for c in executed_03.cells)
+    assert "lr_test_iterations = 20" in "\n".join(c.source for c in executed_03.cells)
 
 
 @pytest.mark.data
@@ -161,7 +163,8 @@ def test_06_describes_every_model(chain):
     ({"profile": "medium"}, r"profile='medium' \(str\) is invalid: choose one of \['auto', 'short', 'full'\]"),
     ({"loader": "gpu"}, r"loader='gpu' \(str\) is invalid: choose one of \['albumentations', 'device'\]"),
     ({"model": "vgg"}, r"model='vgg' \(str\) is invalid"),
-    ({"num_iter": 5}, r"num_iter=5 \(int\) is invalid: it must be an integer >= 17"),
+    ({"lr_test_iterations": 5}, r"lr_test_iterations=5 \(int\) is invalid: it must be an integer >= 17"),
+    ({"lr_rule": "median"}, r"lr_rule='median' \(str\) is invalid: choose one of \['valley', 'steepest', 'min_loss'\]"),
     ({"start_lr": 1.0, "end_lr": 0.5}, r"start_lr=1.0 must be below end_lr=0.5"),
     ({"num_mistakes": 0}, r"num_mistakes=0 \(int\) is invalid"),
     ({"output_dir": "elsewhere"}, r"output_dir is set by the runner"),
@@ -179,6 +182,41 @@ def test_cli_reports_a_refused_parameter_and_exits_2(tmp_path, capsys):
     assert main(["run", "-p", "epochs", "0", "--output-dir", str(tmp_path / "runs")]) == 2
     assert "cifar-notebooks: error: epochs=0 (int) is invalid" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_parameters_file_is_read_and_p_overrides_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("epochs: 3\nmax_lr: 0.02\nprofile: short\nresume: null\n")
+    assert load_parameters_file(path) == {"epochs": 3, "max_lr": 0.02, "profile": "short", "resume": None}
+    path.write_text("")
+    assert load_parameters_file(path) == {}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("- epochs\n- 3\n", r"holds a list, not a mapping"),
+    ("epochs: [3, 4]\n", r"'epochs': \[3, 4\] is not a parameter name with a plain value"),
+    ("epochs: 3\n  bad indent: x\n", r"is not valid YAML"),
+])
+def test_a_malformed_parameters_file_is_refused_naming_it(text, message, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_parameters_file(path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("epoch: 3\n", r"unknown notebook parameter\(s\) \['epoch'\]"),
+    ("epochs: five\n", r"epochs='five' \(str\) is invalid: it must be an integer >= 1"),
+    ("lr_rule: 3\n", r"lr_rule=3 \(int\) is invalid: choose one of"),
+])
+def test_cli_refuses_an_unknown_or_ill_typed_parameter_in_the_file_before_running(text, message, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert main(["run", "-f", str(path), "--output-dir", str(tmp_path / "runs")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "runs").exists(), "nothing ran"
+    assert main(["run", "-f", str(tmp_path / "missing.yaml"), "--output-dir", str(tmp_path / "runs")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
 
 
 def test_a_failing_cell_stops_the_chain_with_papermills_error_naming_the_notebook(tmp_path):
@@ -247,17 +285,22 @@ def test_runner_refuses_a_resume_folder_without_a_checkpoint_before_running_anyt
 
 def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
     setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
+    with pytest.warns(UserWarning, match=r"no LR range test found .*Run notebook 03 first"):
+        cfg, source = training_config(setup)  # opened on its own: the recipe's default, with a warning
+    assert cfg.max_lr is None and cfg.resolved_max_lr == 0.01 and "notebook 03's lr_range_test.json is not in" in source
     with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by notebook 03\).*does not exist"):
-        training_config(setup)
-    (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": 0.004, "min_lr": 0.0004}))
+        training_config(setup, lr_path=tmp_path / "elsewhere.json")  # a file asked for by name must exist
+    curve = {"lrs": [1e-4, 1e-3, 1e-2], "losses": [2.3, 2.0, 2.5], "rule": "steepest",
+             "suggestions": {"valley": 0.002, "steepest": 0.004, "min_loss": 0.001}}
+    (tmp_path / LR_JSON).write_text(json.dumps(curve))
     cfg, source = training_config(setup)
-    assert (cfg.max_lr, cfg.min_lr) == (0.004, 0.0004) and source.startswith("notebook 03's LR range test")
+    assert (cfg.max_lr, cfg.min_lr) == (0.004, 0.0004) and source.startswith("notebook 03's LR range test (steepest")
     cfg, source = training_config(setup, max_lr=0.02)
     assert (cfg.max_lr, cfg.min_lr, source) == (0.02, None, "the max_lr parameter")
     cfg, source = training_config(setup, recipe="step_sgd")
     assert cfg.max_lr is None and source == "the step_sgd recipe's default", "SGD: the recipe's default"
-    (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": None, "min_lr": None}))
-    with pytest.raises(ConfigError, match="not a finite positive LR: run notebook 03 again"):
+    (tmp_path / LR_JSON).write_text(json.dumps({**curve, "suggestions": {"valley": None}}))
+    with pytest.raises(ConfigError, match="run notebook 03 again"):
         training_config(setup)
 
 
@@ -282,7 +325,7 @@ def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(t
 def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loader, cifar, tmp_path):
     setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=cifar)
     cfg = notebook_config(setup, model="dilated_net", loader=loader, train_subset=64, batch_size=16)
-    result = run_lr_range_test(cfg, num_iter=17, data=cifar, progress=False)
+    result = run_lr_range_test(cfg.replace(lr_test_iterations=17), data=cifar, progress=False)
     assert result.restored and result.settings["train_images"] == 64
     assert len(result.lrs) <= 17 and result.settings["batch_size"] == 16
     content = json.loads(save_lr_range_test(tmp_path, result).read_text())
@@ -338,7 +381,7 @@ def test_notebooks_declare_every_knob(path):
         "data_root", "download", "device", "profile", "seed", "output_dir"}
     assert common <= set(declared), sorted(common - set(declared))
     assert declared["output_dir"] == "'../runs/notebooks'" or declared["output_dir"] == '"../runs/notebooks"'
-    extra = {"03": {"model", "loader", "batch_size", "train_subset", "num_iter", "end_lr"},
+    extra = {"03": {"model", "loader", "batch_size", "train_subset", "lr_test_iterations", "lr_rule", "end_lr"},
              "04": {"model", "recipe", "loader", "epochs", "batch_size", "train_subset", "test_subset", "max_lr",
                     "pct_start", "resume", "lr_path"},
              "05": {"gradcam_layer", "num_mistakes", "train_path"}}.get(path.name[:2], set())
