@@ -35,14 +35,15 @@ from pathlib import Path
 import torch
 
 from cifarhelpers.config import TrainConfig
-from cifarhelpers.data import dataset_statistics, load_cifar10
+from cifarhelpers.data import load_cifar10
+from cifarhelpers.device_loader import DeviceLoader
 from cifarhelpers.devices import device_name, resolve_device
+from cifarhelpers.files import write_json
 from cifarhelpers.loaders import AlbumentationsLoader
 from cifarhelpers.models import build_model
 from cifarhelpers.precision import select_precision
-from cifarhelpers.device_loader import DeviceLoader
 from cifarhelpers.recipes import build_criterion, build_optimizer
-from cifarhelpers.runs import write_json
+from cifarhelpers.statistics import dataset_statistics
 from cifarhelpers.transforms import train_transform
 
 PATHS = ("albumentations", "device")

@@ -2,19 +2,34 @@
 
 Modules, each named after its job:
 
-* ``data``: load CIFAR-10 (torchvision or image-folder layout) as uint8 arrays; statistics; subsets.
-* ``transforms``: albumentations pipelines (pad+crop, flip, cutout), previews, the Dataset applying them.
-* ``loaders``, ``device_loader``: the albumentations DataLoader path and the device-resident loader.
-* ``models``: CustomResNet, ResNet18, DilatedNet and the registry (``build_model``).
-* ``config``: ``TrainConfig``, the one validated config object of a run, and the run profiles.
-* ``recipes``: optimizers and LR schedules by name (OneCycle by default).
-* ``engine``: train and test loops; ``train``: ``fit(config)`` and the ``cifar-train`` command.
-* ``checkpoint``, ``runs``: atomic checkpoints, safe loading, run folders.
-* ``lr_range_test``: the LR range test with torch-lr-finder.
-* ``analysis``, ``plots``: predictions, mistakes, confusion matrix, per-class metrics, GradCAM; figures.
-* ``summary``, ``receptive_field``, ``model_state``: torchsummary tables, receptive-field tables,
-  restoring a model's modes and gradients after a look at it.
-* ``notebooks``: what each notebook calls first, and the papermill runner (``cifar-notebooks``).
+Data
+  * ``data``: load CIFAR-10 (torchvision or image-folder layout) as uint8 arrays;
+    ``decode_cache``: the ``.npz`` cache of a decoded image-folder copy.
+  * ``statistics``: per-channel mean/std/min/max/var and class counts; ``subsets``: class-balanced draws.
+  * ``transforms``: albumentations pipelines (pad+crop, flip, cutout), previews, the Dataset applying them.
+  * ``loaders``: a run's data from its config (``prepare_data``) and the albumentations DataLoader path;
+    ``device_loader``: the whole data set on the training device, augmented there in batches.
+
+Training
+  * ``config``: ``TrainConfig``, the one validated config object of a run, and the run profiles.
+  * ``models``: CustomResNet, ResNet18, DilatedNet and the registry (``build_model``).
+  * ``recipes``: optimizers and LR schedules by name (OneCycle by default); ``precision``: bf16, fp16 +
+    GradScaler or fp32, chosen by the device.
+  * ``engine``: train and test loops; ``train``: ``fit(config)``; ``cli``: the ``cifar-train`` command.
+  * ``runs``: run folders and their life (metrics.json, status, resume); ``checkpoint``: atomic
+    checkpoints and safe loading; ``files``: atomic writes, JSON, figures; ``errors``: the
+    exceptions, each message naming the problem and the fix.
+  * ``lr_range_test``: the LR range test with torch-lr-finder; ``devices``, ``reproducibility``: the
+    device and the seeds.
+
+Understanding
+  * ``analysis``: predictions, mistakes, confusion matrix, per-class metrics, GradCAM; ``plots``: figures.
+  * ``summary``, ``receptive_field``, ``model_state``: torchsummary tables, receptive-field tables,
+    restoring a model's modes and gradients after a look at it.
+
+Notebooks
+  * ``notebook_setup``: what each notebook calls first; ``handoffs``: the files the notebooks hand
+    to each other (the table is in its docstring); ``notebook_runner``: ``cifar-notebooks``, papermill.
 
 The notebooks in ``notebooks/`` call these; see README.md.
 """

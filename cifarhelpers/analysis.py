@@ -26,6 +26,7 @@ from torch import nn
 from .engine import predict
 from .loaders import AlbumentationsLoader
 from .model_state import preserved
+from .models import registry_name
 from .transforms import test_transform
 
 
@@ -132,8 +133,6 @@ def default_gradcam_layer(model: nn.Module | str) -> str:
     Raises:
         ValueError: the model is not in :data:`DEFAULT_GRADCAM_LAYERS` (name a layer instead).
     """
-    from .models import registry_name
-
     name = model if isinstance(model, str) else (registry_name(model) or type(model).__name__)
     if name not in DEFAULT_GRADCAM_LAYERS:
         raise ValueError(f"no default GradCAM layer for model {name!r}: name one (e.g. gradcam_layer='layer3'); "

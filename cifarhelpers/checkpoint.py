@@ -32,7 +32,9 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
-from .runs import atomic_write
+from .files import atomic_write
+from .models import MODELS, build_model, registry_name
+from .reproducibility import restore_rng_states, rng_states
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = "cifarhelpers-checkpoint-v1"
@@ -61,6 +63,31 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any]) -> Path:
     """
     path = Path(run_dir) / CHECKPOINT_FILE
     return atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+
+
+def training_state(*, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, schedule,
+                   scaler: torch.amp.GradScaler | None, config: dict[str, Any], data_sha256: str,
+                   loader_generator: torch.Generator) -> dict[str, Any]:
+    """What :func:`save_checkpoint` keeps after ``epoch`` epochs (the history is added by the run
+    folder): weights, optimizer, scheduler, GradScaler (None without fp16), config, data hash, and
+    the global and train-loader RNG states. :func:`restore_training_state` puts them back."""
+    return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": schedule.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
+            "config": config, "data_sha256": data_sha256,
+            "rng": {**rng_states(), "loader": loader_generator.get_state()}}
+
+
+def restore_training_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, schedule,
+                           scaler: torch.amp.GradScaler | None) -> None:
+    """Load a checkpoint's optimizer, scheduler, GradScaler (when both sides have one: a run
+    resumed on a GPU of another precision starts a fresh scaler) and global RNG states. The model's
+    weights are loaded separately (:func:`load_weights`), before the model moves to its device."""
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])  # the loss scale reached, not a fresh 65536
+    if state.get("rng"):
+        restore_rng_states(state["rng"])  # each epoch reseeds anyway; this keeps the streams whole
 
 
 def safe_load(path: str | os.PathLike, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
@@ -224,8 +251,6 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict[str, torch.T
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
-        from .models import registry_name
-
         this = registry_name(model) or type(model).__name__
         saved_from = saved_from or _guess_model(state)
         if saved_from and saved_from != this:
@@ -257,8 +282,6 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _guess_model(state: dict[str, torch.Tensor]) -> str | None:
     """The registered model whose state_dict has exactly these keys and shapes (built on the
     meta device: no memory, no initialization cost), else None."""
-    from .models import MODELS
-
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for name, cls in MODELS.items():
         try:
@@ -280,8 +303,6 @@ def load_run_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu
     Raises:
         CheckpointError: the folder lacks metrics.json or model.pt, or they do not fit together.
     """
-    from .models import build_model
-
     run_dir = Path(run_dir)
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())

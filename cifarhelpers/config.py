@@ -1,4 +1,4 @@
-"""One validated configuration object per training run.
+"""One validated configuration object per training run, and the run profiles.
 
 Example::
 
@@ -6,10 +6,24 @@ Example::
     cfg = TrainConfig(epochs=24, batch_size=512, max_lr=0.01)     # validated here
     cfg = cfg.replace(train_subset=4096)                           # validated again
     TrainConfig(epochs=0)      # ConfigError: epochs=0 is invalid: ... (must be an integer >= 1)
+    TrainConfig.field_help()["max_lr"]                             # what a field means, its unit and range
 
 Every field is checked in ``__post_init__`` (type and range, with the valid range or choices in
 the message), so a bad value from the CLI, a notebook parameter or papermill's ``-p`` stops the
-run before any data is read or anything is written.
+run before any data is read or anything is written. Each field's help text sits beside it
+(``metadata["help"]``); ``cifar-train --help`` shows it.
+
+Profiles (:data:`PROFILES`, resolved by :func:`resolve_profile`) scale a run to the machine:
+
+=========  ===============================================================================
+profile    changes to the config
+=========  ===============================================================================
+``full``   none: the recipe (all 50,000 training images, 24 epochs, batch 512, a 100-iteration
+           LR range test)
+``short``  4,096 training and 2,000 test images, 2 epochs, batch 128, a 30-iteration LR range
+           test: a few minutes on 2 CPU cores
+``auto``   ``full`` on a CUDA GPU, ``short`` elsewhere
+=========  ===============================================================================
 """
 
 from __future__ import annotations
@@ -18,125 +32,165 @@ import dataclasses
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from .data import SPLIT_SIZES
 from .errors import ConfigError
+from .lr_suggestions import DEFAULT_RULE, RULES, SKIP_END, SKIP_START
+from .models import MODEL_NAMES
+from .recipes import RECIPES
+from .transforms import TRANSFORM_SETS
 
 LOADERS = ("albumentations", "device")
 #: Images in CIFAR-10's splits: no subset can be larger (a smaller copy is checked once loaded).
-CIFAR10_TRAIN_IMAGES = 50_000
-CIFAR10_TEST_IMAGES = 10_000
-PROFILES = ("auto", "short", "full")
+CIFAR10_TRAIN_IMAGES = SPLIT_SIZES["train"]
+CIFAR10_TEST_IMAGES = SPLIT_SIZES["test"]
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: ``max_lr`` value that runs the LR range test before training and trains at its suggestion.
+FIND_LR = "find"
+#: Fewest LR range test iterations a suggestion can come from (the curve's ends are skipped).
+MIN_LR_TEST_ITERATIONS = SKIP_START + SKIP_END + 2
 
-#: The short profile: what runs when no GPU is present (a few minutes on 2 CPU cores). The
-#: OneCycle shape (pct_start, LRMIN = LRMAX/10) is kept; only the amount of work shrinks.
-SHORT_PROFILE: dict[str, Any] = {
-    "epochs": 2,
-    "train_subset": 4096,
-    "test_subset": 2000,
-    "batch_size": 128,
+
+@dataclass(frozen=True)
+class Profile:
+    """A run profile: how much work a run does (see the module docstring's table).
+
+    Attributes:
+        name: ``"full"`` or ``"short"``.
+        description: one line for messages and ``--help``.
+        overrides: config fields the profile sets (empty for ``full``: the defaults are the recipe).
+    """
+
+    name: str
+    description: str
+    overrides: MappingProxyType
+
+
+#: The run profiles by name; ``"auto"`` (:data:`PROFILE_CHOICES`) picks one by device.
+PROFILES: dict[str, Profile] = {
+    "short": Profile("short", "4,096 training and 2,000 test images, 2 epochs, batch 128, a 30-iteration LR range "
+                              "test: a few minutes on 2 CPU cores, the mechanics rather than the recipe's accuracy",
+                     MappingProxyType({"epochs": 2, "train_subset": 4096, "test_subset": 2000, "batch_size": 128,
+                                       "lr_test_iterations": 30})),
+    "full": Profile("full", "the recipe as configured: all 50,000 training images, 24 epochs, batch 512, a "
+                            "100-iteration LR range test", MappingProxyType({})),
 }
+PROFILE_CHOICES = ("auto", *PROFILES)
+
+
+def resolve_profile(profile: str, device_type: str) -> Profile:
+    """The :class:`Profile` for ``profile``: ``"full"``, ``"short"``, or ``"auto"`` (full on a CUDA
+    GPU, short elsewhere).
+
+    Args:
+        profile: one of :data:`PROFILE_CHOICES`.
+        device_type: ``torch.device.type`` of the training device (``"cuda"``, ``"cpu"``, ``"mps"``).
+
+    Raises:
+        ConfigError: unknown profile.
+    """
+    check_choice("profile", profile, PROFILE_CHOICES)
+    if profile == "auto":
+        profile = "full" if device_type == "cuda" else "short"
+    return PROFILES[profile]
+
+
+def _field(default: Any, help: str) -> Any:  # noqa: A002 - argparse's word
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything one training run needs. Defaults are the main job's recipe.
+    """Everything one training run needs; the defaults are the main job's recipe.
 
-    Attributes:
-        model: registry name (``cifarhelpers.models.MODEL_NAMES``).
-        recipe: optimizer + LR schedule by name (``cifarhelpers.recipes.RECIPES``).
-        transform_set: augmentation set (``cifarhelpers.transforms.TRANSFORM_SETS``).
-        epochs: passes over the training set, >= 1.
-        batch_size: images per optimizer step, >= 1.
-        max_lr: OneCycle's peak LR (LRMAX) or the starting LR of the SGD recipes; ``None`` takes
-            the recipe's default. Finite, > 0.
-        min_lr: OneCycle's start and end LR (LRMIN); ``None`` means ``max_lr / 10``. 0 < min_lr <= max_lr.
-        pct_start: fraction of the steps spent rising to max_lr; 5/24 puts the peak at the end of
-            epoch 5 of 24. In (0, 1).
-        weight_decay: L2 penalty passed to the optimizer, >= 0.
-        label_smoothing: CrossEntropyLoss label smoothing, in [0, 1).
-        seed: seed of initialization, subset draws and augmentation, >= 0.
-        device: ``"auto"`` (CUDA if available, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
-        data_root: CIFAR-10 folder; ``None`` means ``$CIFAR10_ROOT``, else ``./data``.
-        download: download torchvision's copy into the root when none is found.
-        train_subset: number of training images (class-balanced, seeded draw), 1 to 50,000;
-            ``None`` for all of them.
-        test_subset: number of test images to evaluate on, 1 to 10,000; ``None`` for all of them.
-        output_dir: parent folder of run folders (each run gets a new one).
-        loader: ``"albumentations"`` (DataLoader, per-image CPU augmentation; the reference path)
-            or ``"device"`` (whole data set on the training device, augmented there in batches).
-        num_workers: DataLoader worker processes; ``None`` = 0 on CPU, else the number of cores (max 8).
-        channels_last: use the channels-last memory format (faster convolutions on GPUs and most CPUs).
-        amp: mixed precision chosen by the device (:func:`cifarhelpers.precision.select_precision`):
-            bf16 autocast on CUDA GPUs of compute capability >= 8.0, fp16 autocast with a
-            GradScaler on older ones (T4, V100), fp32 on CPU and MPS. False: fp32 everywhere.
-        compile: wrap the model in ``torch.compile``.
-        resume: a run folder to continue from its last checkpoint; ``None`` starts fresh.
+    Each field's meaning, unit and valid range is its help text (:meth:`field_help`).
+
+    Raises:
+        ConfigError: a field's value is invalid (named, with its valid range or choices).
     """
 
-    model: str = "custom_resnet"
-    recipe: str = "onecycle_adam"
-    transform_set: str = "cutout8"
-    epochs: int = 24
-    batch_size: int = 512
-    max_lr: float | None = None
-    min_lr: float | None = None
-    pct_start: float = 5 / 24
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    data_root: str | None = None
-    download: bool = False
-    train_subset: int | None = None
-    test_subset: int | None = None
-    output_dir: str = "runs"
-    loader: str = "albumentations"
-    num_workers: int | None = None
-    channels_last: bool = True
-    amp: bool = True
-    compile: bool = False
-    resume: str | None = None
+    model: str = _field("custom_resnet", f"model registry name, one of {list(MODEL_NAMES)}")
+    recipe: str = _field("onecycle_adam", f"optimizer and LR schedule, one of {list(RECIPES)} "
+                                          "(cifarhelpers.recipes)")
+    transform_set: str = _field("cutout8", f"augmentation set, one of {list(TRANSFORM_SETS)}")
+    epochs: int = _field(24, "passes over the training set, >= 1")
+    batch_size: int = _field(512, "images per optimizer step, >= 1")
+    max_lr: float | str | None = _field(None, "OneCycle's peak LR (LRMAX) or the SGD recipes' starting LR, finite "
+                                              "> 0; None takes the recipe's default; 'find' runs the LR range test "
+                                              "first and trains at its suggestion (lr_rule)")
+    min_lr: float | None = _field(None, "OneCycle's start and end LR (LRMIN), 0 < min_lr <= max_lr; None means "
+                                        "max_lr / 10")
+    lr_test_iterations: int = _field(100, f"iterations of the LR range test (max_lr='find', notebook 03), >= "
+                                          f"{MIN_LR_TEST_ITERATIONS}")
+    lr_rule: str = _field(DEFAULT_RULE, f"how the LR range test suggests LRMAX, one of {list(RULES)} "
+                                        "(cifarhelpers.lr_suggestions)")
+    pct_start: float = _field(5 / 24, "fraction of the steps rising to max_lr, in (0, 1); 5/24 puts the peak at "
+                                      "the end of epoch 5 of 24")
+    weight_decay: float = _field(0.0, "L2 penalty passed to the optimizer, >= 0")
+    label_smoothing: float = _field(0.0, "CrossEntropyLoss label smoothing, in [0, 1)")
+    seed: int = _field(0, "seed of initialization, subset draws and augmentation, >= 0")
+    device: str = _field("auto", "'auto' (CUDA if available, else MPS, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    data_root: str | None = _field(None, "CIFAR-10 folder; None means $CIFAR10_ROOT, else ./data")
+    download: bool = _field(False, "download torchvision's copy into the root when none is found (needs internet)")
+    train_subset: int | None = _field(None, f"training images (a class-balanced, seeded draw), 1 to "
+                                            f"{CIFAR10_TRAIN_IMAGES:,}; None for all of them")
+    test_subset: int | None = _field(None, f"test images to evaluate on, 1 to {CIFAR10_TEST_IMAGES:,}; None for "
+                                           "all of them")
+    output_dir: str = _field("runs", "parent folder of run folders (each run gets a new one)")
+    loader: str = _field("albumentations", "'albumentations' (DataLoader, per-image CPU augmentation; the "
+                                           "reference path) or 'device' (the whole data set on the training "
+                                           "device, augmented there in batches)")
+    num_workers: int | None = _field(None, "DataLoader worker processes, >= 0; None: 0 on a CPU, else the number "
+                                           "of cores (at most 8)")
+    channels_last: bool = _field(True, "use the channels-last memory format (faster convolutions on GPUs)")
+    amp: bool = _field(True, "mixed precision chosen by the device: bf16 autocast on CUDA GPUs of compute "
+                             "capability >= 8.0, fp16 with a GradScaler on older ones (T4, V100), fp32 on CPU and "
+                             "MPS (cifarhelpers.precision); False: fp32 everywhere")
+    compile: bool = _field(False, "wrap the model in torch.compile")
+    resume: str | None = _field(None, "a run folder to continue from its last checkpoint; None starts fresh")
 
     def __post_init__(self) -> None:
-        from .models import MODEL_NAMES
-        from .recipes import RECIPES
-        from .transforms import TRANSFORM_SETS
-
-        _choice("model", self.model, MODEL_NAMES)
-        _choice("recipe", self.recipe, tuple(RECIPES))
-        _choice("transform_set", self.transform_set, tuple(TRANSFORM_SETS))
-        _choice("loader", self.loader, LOADERS)
-        _integer("epochs", self.epochs, minimum=1)
-        _integer("batch_size", self.batch_size, minimum=1)
-        _integer("seed", self.seed, minimum=0)
-        _integer("train_subset", self.train_subset, minimum=1, optional=True)
-        _integer("test_subset", self.test_subset, minimum=1, optional=True)
+        check_choice("model", self.model, MODEL_NAMES)
+        check_choice("recipe", self.recipe, tuple(RECIPES))
+        check_choice("transform_set", self.transform_set, tuple(TRANSFORM_SETS))
+        check_choice("loader", self.loader, LOADERS)
+        check_integer("epochs", self.epochs, minimum=1)
+        check_integer("batch_size", self.batch_size, minimum=1)
+        check_integer("seed", self.seed, minimum=0)
+        check_integer("train_subset", self.train_subset, minimum=1, optional=True)
+        check_integer("test_subset", self.test_subset, minimum=1, optional=True)
         _subset("train_subset", self.train_subset, CIFAR10_TRAIN_IMAGES, "training")
         _subset("test_subset", self.test_subset, CIFAR10_TEST_IMAGES, "test")
-        _integer("num_workers", self.num_workers, minimum=0, optional=True)
-        _real("max_lr", self.max_lr, low=0.0, low_open=True, optional=True)
-        _real("min_lr", self.min_lr, low=0.0, low_open=True, optional=True)
-        _real("pct_start", self.pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
-        _real("weight_decay", self.weight_decay, low=0.0)
-        _real("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
+        check_integer("num_workers", self.num_workers, minimum=0, optional=True)
+        if self.max_lr != FIND_LR:
+            check_real("max_lr", self.max_lr, low=0.0, low_open=True, optional=True)
+        elif self.min_lr is not None:
+            raise ConfigError(f"min_lr={self.min_lr} with max_lr='find': LRMIN is the found LRMAX / 10; leave "
+                              "min_lr None, or give max_lr as a number")
+        check_integer("lr_test_iterations", self.lr_test_iterations, minimum=MIN_LR_TEST_ITERATIONS)
+        check_choice("lr_rule", self.lr_rule, tuple(RULES))
+        check_real("min_lr", self.min_lr, low=0.0, low_open=True, optional=True)
+        check_real("pct_start", self.pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_real("weight_decay", self.weight_decay, low=0.0)
+        check_real("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         for name in ("download", "channels_last", "amp", "compile"):
-            _boolean(name, getattr(self, name))
+            check_boolean(name, getattr(self, name))
         for name in ("data_root", "resume", "output_dir"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):  # accept pathlib.Path; store the str
                 object.__setattr__(self, name, os.fspath(value))
         for name in ("data_root", "resume"):
-            _text(name, getattr(self, name), optional=True)
-        _text("output_dir", self.output_dir)
-        _text("device", self.device)
+            check_text(name, getattr(self, name), optional=True)
+        check_text("output_dir", self.output_dir)
+        check_text("device", self.device)
         if not _DEVICE_PATTERN.match(self.device):
             raise ConfigError(
                 f"device={self.device!r} is not a known device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
             )
-        if self.max_lr is not None and self.min_lr is not None and self.min_lr > self.max_lr:
+        if self.max_lr not in (None, FIND_LR) and self.min_lr is not None and self.min_lr > self.max_lr:
             raise ConfigError(f"min_lr={self.min_lr} is above max_lr={self.max_lr}: min_lr must be <= max_lr")
         if self.loader == "device" and self.transform_set != "cutout8":
             raise ConfigError(
@@ -147,9 +201,14 @@ class TrainConfig:
     # -- derived values -------------------------------------------------------------------
     @property
     def resolved_max_lr(self) -> float:
-        """``max_lr``, or the recipe's default when it is ``None``."""
-        from .recipes import RECIPES
+        """``max_lr``, or the recipe's default when it is ``None``.
 
+        Raises:
+            ConfigError: ``max_lr`` is ``"find"``: :func:`~cifarhelpers.train.fit` resolves it with
+                the LR range test first.
+        """
+        if self.max_lr == FIND_LR:
+            raise ConfigError("max_lr='find' has no value until the LR range test ran: fit() runs it first")
         return self.max_lr if self.max_lr is not None else RECIPES[self.recipe].default_lr
 
     @property
@@ -177,26 +236,15 @@ class TrainConfig:
         _check_names(values)
         return cls(**values)
 
-
-def profile_overrides(profile: str, device_type: str) -> dict[str, Any]:
-    """Config changes for a run profile.
-
-    Args:
-        profile: ``"full"`` (the recipe as configured), ``"short"`` (:data:`SHORT_PROFILE`) or
-            ``"auto"`` (full on CUDA, short elsewhere).
-        device_type: ``torch.device.type`` of the training device (``"cuda"``, ``"cpu"``, ``"mps"``).
-
-    Raises:
-        ConfigError: unknown profile.
-    """
-    _choice("profile", profile, PROFILES)
-    if profile == "auto":
-        profile = "full" if device_type == "cuda" else "short"
-    return dict(SHORT_PROFILE) if profile == "short" else {}
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Each field's help text (meaning, unit, valid range), by field name."""
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
 
 
 # ------------------------------------------------------------------------------------------
-# Validators: each raises ConfigError naming the field, the value and what is allowed.
+# Validators: each raises ConfigError naming the field, the value and what is allowed. Public:
+# notebook parameters and other settings are checked with them too.
 # ------------------------------------------------------------------------------------------
 
 
@@ -211,12 +259,14 @@ def _check_names(values: dict[str, Any]) -> None:
         raise ConfigError(f"unknown config field(s) {unknown}; valid fields are {sorted(valid)}")
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices`` (the message lists them)."""
     if value not in choices:
         raise ConfigError(f"{name}={_describe(value)} is invalid: choose one of {list(choices)}")
 
 
-def _integer(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+def check_integer(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    """Raise ConfigError unless ``value`` is an int (not a bool) >= ``minimum``, or None when ``optional``."""
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -224,8 +274,10 @@ def _integer(name: str, value: Any, *, minimum: int, optional: bool = False) -> 
         raise ConfigError(f"{name}={_describe(value)} is invalid: it must be an integer >= {minimum}{extra}")
 
 
-def _real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-          low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
+def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
+    """Raise ConfigError unless ``value`` is a finite int or float (not a bool) within
+    ``[low, high]`` (ends excluded where ``low_open`` / ``high_open``), or None when ``optional``."""
     if value is None and optional:
         return
     lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
@@ -246,12 +298,17 @@ def _subset(name: str, value: int | None, available: int, split: str) -> None:
                           f"has {available:,} {split} images); use None for all of them")
 
 
-def _boolean(name: str, value: Any) -> None:
+def check_boolean(name: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is True or False."""
     if not isinstance(value, bool):
         raise ConfigError(f"{name}={_describe(value)} is invalid: it must be True or False")
 
 
-def _text(name: str, value: Any, *, optional: bool = False) -> None:
+def check_text(name: str, value: Any, *, optional: bool = False) -> None:
+    """Raise ConfigError unless ``value`` is a non-empty str (an ``os.PathLike`` counts as its
+    path), or None when ``optional``."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if value is None and optional:
         return
     if not isinstance(value, str) or value == "":

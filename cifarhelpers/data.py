@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-import warnings
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError, DataNotFoundError
+from .decode_cache import CACHE_PREFIX, cache_dirs, listing_key, read_cache, write_cache
+from .errors import DataError, DataNotFoundError
 
 #: Class names in torchvision's order: label ``i`` is ``CLASSES[i]``.
 CLASSES: tuple[str, ...] = (
@@ -41,9 +39,6 @@ IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 ROOT_ENV = "CIFAR10_ROOT"
 DEFAULT_ROOT = "./data"
-CACHE_ENV = "CIFARHELPERS_CACHE_DIR"  # where caches go when the data folder is read-only
-_CACHE_FORMAT = "cifarhelpers-cache-v1"
-_CACHE_PREFIX = ".cifarhelpers-cache-"
 _TORCHVISION_DIR = "cifar-10-batches-py"
 
 
@@ -85,25 +80,6 @@ class CIFAR10Data:
     y_test: np.ndarray
     classes: tuple[str, ...]
     source: DataSource
-
-
-@dataclass(frozen=True)
-class ChannelStats:
-    """Per-channel statistics of a set of RGB images on the [0, 1] scale (channel order R, G, B).
-
-    ``std`` and ``var`` are population figures (ddof=0) over all pixels of all images, the
-    convention behind the widely quoted CIFAR-10 train std [0.2470, 0.2435, 0.2616].
-    """
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    min: tuple[float, float, float]
-    max: tuple[float, float, float]
-    var: tuple[float, float, float]
-    num_images: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,142 +130,6 @@ def load_cifar10(
     if layout == "torchvision":
         return _load_torchvision(base)
     return _load_image_folder(base, cache=cache, progress=progress)
-
-
-def dataset_statistics(images: np.ndarray) -> ChannelStats:
-    """Per-channel mean, std, min, max and variance of images, on the [0, 1] scale.
-
-    Args:
-        images: (N, H, W, C) array, either uint8 in [0, 255] (divided by 255) or floating point
-            already on [0, 1]. N >= 1.
-
-    Returns:
-        :class:`ChannelStats`, each field a tuple of C Python floats (computed in float64).
-
-    Raises:
-        ValueError: ``images`` is not 4-D (N, H, W, C) or is empty.
-    """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(
-            f"dataset_statistics expects a non-empty (N, H, W, C) array, got shape {images.shape}; "
-            "pass e.g. data.x_train (N, 32, 32, 3) uint8"
-        )
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    channels = images.shape[-1]
-    total = np.zeros(channels)
-    total_sq = np.zeros(channels)
-    lo = np.full(channels, np.inf)
-    hi = np.full(channels, -np.inf)
-    for start in range(0, len(images), 4096):  # chunks keep float64 copies small
-        chunk = images[start : start + 4096].reshape(-1, channels).astype(np.float64) / scale
-        total += chunk.sum(axis=0)
-        total_sq += (chunk * chunk).sum(axis=0)
-        lo = np.minimum(lo, chunk.min(axis=0))
-        hi = np.maximum(hi, chunk.max(axis=0))
-    count = images.size // channels
-    mean = total / count
-    var = np.maximum(total_sq / count - mean * mean, 0.0)
-
-    def as_tuple(a: np.ndarray) -> tuple:
-        return tuple(float(v) for v in a)
-
-    return ChannelStats(
-        mean=as_tuple(mean), std=as_tuple(np.sqrt(var)), min=as_tuple(lo), max=as_tuple(hi),
-        var=as_tuple(var), num_images=int(images.shape[0]),
-    )
-
-
-def statistics_table(named: dict[str, ChannelStats], digits: int = 4) -> str:
-    """Aligned text table of per-channel statistics, one row per (set, statistic).
-
-    Args:
-        named: e.g. ``{"train": dataset_statistics(x_train), "test": dataset_statistics(x_test)}``.
-        digits: decimals shown (values on the [0, 1] scale).
-    """
-    lines = [f"{'set':<6}{'statistic':<10}{'R':>9}{'G':>9}{'B':>9}"]
-    for name, stats in named.items():
-        for key in ("mean", "std", "var", "min", "max"):
-            values = "".join(f"{v:>9.{digits}f}" for v in getattr(stats, key))
-            lines.append(f"{name:<6}{key:<10}{values}")
-    return "\n".join(lines)
-
-
-def samples_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """Indices of ``per_class`` random images of every class, grouped by class (class 0 first)."""
-    labels = np.asarray(labels)
-    idx = stratified_subset(labels, per_class * len(np.unique(labels)), seed, name="samples")
-    return idx[np.argsort(labels[idx], kind="stable")]
-
-
-def class_counts(labels: np.ndarray, num_classes: int = len(CLASSES)) -> list[int]:
-    """Number of images per class: ``counts[i]`` is the number of labels equal to ``i``."""
-    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()
-
-
-def balanced_subset(images: np.ndarray, labels: np.ndarray, size: int | None, seed: int, *,
-                    name: str = "subset") -> tuple[np.ndarray, np.ndarray]:
-    """``images`` and ``labels`` restricted to the class-balanced, seeded draw of
-    :func:`stratified_subset` (all of them when ``size`` is None). Training and every later look
-    at a run's test images (notebook 05) draw through here, so they see the same images.
-
-    Args:
-        images: (N, ...) array; labels: (N,) integer labels.
-        size: images wanted, 1 <= size <= N, or None for all.
-        seed: seed of the draw.
-        name: what the subset is called in error messages (e.g. ``"test_subset"``).
-
-    Returns:
-        ``(images, labels)``, the subset in ascending index order.
-
-    Raises:
-        ConfigError: as :func:`stratified_subset`.
-    """
-    if size is None:
-        return images, labels
-    idx = stratified_subset(labels, size, seed, name=name)
-    return images[idx], labels[idx]
-
-
-def stratified_subset(labels: np.ndarray, size: int, seed: int, *, name: str = "subset") -> np.ndarray:
-    """Indices of a class-balanced random subset, sorted ascending.
-
-    Each class gets ``size // C`` images and the first ``size % C`` classes one more, drawn without
-    replacement with ``numpy.random.default_rng(seed)``. Balanced subsets matter here because an
-    image-folder copy is ordered by class: the first N images would all be airplanes.
-
-    Args:
-        labels: (N,) integer labels.
-        size: number of indices wanted, 1 <= size <= N.
-        seed: seed of the draw.
-        name: what the subset is called in error messages (e.g. ``"train_subset"``).
-
-    Returns:
-        (size,) int64 indices into ``labels``.
-
-    Raises:
-        ConfigError: size is out of range, or a class has fewer images than its share.
-    """
-    labels = np.asarray(labels)
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or not 1 <= size <= len(labels):
-        raise ConfigError(
-            f"{name}={size!r} is out of range: it must be an integer from 1 to {len(labels):,} "
-            f"(the number of images available); use None for all of them"
-        )
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    share = np.full(len(classes), size // len(classes))
-    share[: size % len(classes)] += 1
-    picked = []
-    for cls, k in zip(classes, share):
-        members = np.flatnonzero(labels == cls)
-        if k > len(members):
-            raise ConfigError(
-                f"{name}={size} needs {k} images of class {int(cls)} but only {len(members)} exist; "
-                "use a smaller subset"
-            )
-        picked.append(rng.choice(members, size=int(k), replace=False))
-    return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,30 +252,13 @@ def _list_image_folder(root: Path) -> dict[str, list[tuple[Path, int]]]:
     return listing
 
 
-def _listing_key(root: Path, listing: dict[str, list[tuple[Path, int]]]) -> str:
-    digest = hashlib.sha256(_CACHE_FORMAT.encode())
-    for split, entries in listing.items():
-        for path, label in entries:
-            st = path.stat()
-            digest.update(f"{split}\t{label}\t{path.relative_to(root)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _cache_dirs(root: Path) -> list[Path]:
-    dirs = [root]
-    if os.environ.get(CACHE_ENV):
-        dirs.insert(0, Path(os.environ[CACHE_ENV]).expanduser())
-    dirs.append(Path.home() / ".cache" / "cifarhelpers")
-    return dirs
-
-
 def _load_image_folder(root: Path, *, cache: bool, progress: bool) -> CIFAR10Data:
     listing = _list_image_folder(root)
-    key = _listing_key(root, listing)
-    cache_name = f"{_CACHE_PREFIX}{key[:16]}.npz"
+    key = listing_key(root, listing)
+    cache_name = f"{CACHE_PREFIX}{key[:16]}.npz"
     if cache:
-        for folder in _cache_dirs(root):
-            cached = _read_cache(folder / cache_name, key)
+        for folder in cache_dirs(root):
+            cached = read_cache(folder / cache_name, key)
             if cached is not None:
                 arrays, sha = cached
                 return _make_data(arrays, DataSource("image-folder", str(root.resolve()), sha))
@@ -446,8 +269,8 @@ def _load_image_folder(root: Path, *, cache: bool, progress: bool) -> CIFAR10Dat
     )
     sha = _content_sha256(arrays)
     if cache:
-        for folder in _cache_dirs(root):
-            if _write_cache(folder, cache_name, key, arrays, sha):
+        for folder in cache_dirs(root):
+            if write_cache(folder, cache_name, key, arrays, sha):
                 break
     return _make_data(arrays, DataSource("image-folder", str(root.resolve()), sha))
 
@@ -480,42 +303,6 @@ def _decode_split(entries: list[tuple[Path, int]], split: str, progress: bool) -
             )
         labels[i] = label
     return images, labels
-
-
-def _read_cache(path: Path, key: str) -> tuple[tuple[np.ndarray, ...], str] | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if str(npz["key"]) != key:
-                return None
-            arrays = (npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"])
-            sha = str(npz["sha256"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        warnings.warn(f"ignoring unreadable cache {path} ({err}); decoding the images again", stacklevel=3)
-        return None
-    return arrays, sha
-
-
-def _write_cache(folder: Path, name: str, key: str, arrays: tuple[np.ndarray, ...], sha: str) -> bool:
-    """Write the cache atomically (temp file in the same folder, fsync, rename). False if not writable."""
-    tmp = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-cifarhelpers-", suffix=".npz", delete=False) as f:
-            tmp = Path(f.name)
-            x_train, y_train, x_test, y_test = arrays
-            np.savez(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                     key=np.array(key), sha256=np.array(sha))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # NamedTemporaryFile creates 0600; a cache is readable like any data file
-        os.replace(tmp, folder / name)
-        return True
-    except OSError:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        return False
 
 
 # --------------------------------------------------------------------------------------------

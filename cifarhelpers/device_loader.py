@@ -142,11 +142,6 @@ class DeviceLoader:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(0)
 
-    @property
-    def num_images(self) -> int:
-        """Images yielded per epoch (dropped remainder excluded when training)."""
-        return len(self) * self.batch_size if self.train else len(self.images)
-
     def set_epoch(self, seed: int) -> None:
         """Fix the epoch's permutation and augmentations."""
         self.generator.manual_seed(seed)

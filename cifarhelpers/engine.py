@@ -8,9 +8,10 @@ read-back finds a NaN or infinite loss the exact epoch, step and LR are reported
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -31,6 +32,8 @@ class EpochResult:
         images: number of images seen.
         seconds: wall-clock seconds of the pass (including data loading).
         lr: LR of the last optimizer step (training passes only; None for evaluation).
+        step_losses: each optimizer step's loss, mean over its batch (training passes only).
+        step_lrs: the LR each optimizer step used (training passes only).
     """
 
     loss: float
@@ -38,9 +41,8 @@ class EpochResult:
     images: int
     seconds: float
     lr: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    step_losses: list[float] = field(default_factory=list)
+    step_lrs: list[float] = field(default_factory=list)
 
 
 def _fp32(device: torch.device) -> Precision:
@@ -146,7 +148,8 @@ def train_one_epoch(
     if seen == 0:
         raise ValueError("the training loader yielded no batches")
     return EpochResult(loss=float(loss_sum) / seen, accuracy=int(correct) / seen, images=seen,
-                       seconds=time.perf_counter() - start, lr=lrs[-1])
+                       seconds=time.perf_counter() - start, lr=lrs[-1], step_losses=step_losses.tolist(),
+                       step_lrs=lrs)
 
 
 @torch.no_grad()
@@ -212,3 +215,26 @@ def predict(
         all_logits.append(logits.float().cpu())
         all_labels.append(labels.cpu())
     return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def check_epoch_finite(train: EpochResult, test: EpochResult, *, epoch: int, epochs: int, steps: int) -> None:
+    """Raise DivergenceError when an epoch's train or test loss is NaN or infinite.
+
+    :func:`train_one_epoch` already stops at a non-finite step loss; this catches weights that
+    became non-finite in the last step, which only the evaluation shows.
+
+    Args:
+        train, test: the epoch's results.
+        epoch, epochs: 0-based epoch index and total, for the message.
+        steps: optimizer steps per epoch, for the message.
+
+    Raises:
+        DivergenceError: names the epoch, step and LR and what to change.
+    """
+    if math.isfinite(train.loss) and math.isfinite(test.loss):
+        return
+    raise DivergenceError(
+        f"training diverged: the test loss is {test.loss} (train loss {train.loss}) after epoch "
+        f"{epoch + 1}/{epochs}, step {steps}/{steps}, lr {train.lr:.3g}: the weights are no longer "
+        "finite. Lower the max LR (try a tenth of it, or run the LR range test) and start again."
+    )

@@ -1,8 +1,9 @@
-"""Batch loaders for training and evaluation.
+"""A run's data: the subsets, the normalization statistics and the batch loaders, from its config.
 
-Both loaders used in training share one small interface, so the loops need not know which runs:
+:func:`prepare_data` is what training and the LR range test call. Both loaders share one small
+interface, so the loops need not know which runs:
 
-* ``len(loader)``: batches per epoch; ``loader.num_images``: images per epoch;
+* ``len(loader)``: batches per epoch;
 * ``loader.set_epoch(seed)``: fix the epoch's shuffling and augmentation from one integer;
 * iterating yields ``(images, labels)``: (B, 3, 32, 32) float32 normalized, (B,) int64.
 
@@ -14,12 +15,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import albumentations as A
 import numpy as np
 import torch
 
-from .transforms import AugmentedDataset, seed_worker
+from .config import TrainConfig
+from .data import CIFAR10Data, load_cifar10
+from .device_loader import DeviceLoader
+from .errors import ConfigError
+from .statistics import ChannelStats, dataset_statistics
+from .subsets import balanced_subset
+from .transforms import AugmentedDataset, seed_worker, test_transform, train_transform
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -52,11 +61,6 @@ class AlbumentationsLoader:
             persistent_workers=False,
         )
 
-    @property
-    def num_images(self) -> int:
-        """Images yielded per epoch (dropped remainder excluded)."""
-        return len(self.loader) * self.loader.batch_size if self.loader.drop_last else len(self.dataset)
-
     def set_epoch(self, seed: int) -> None:
         """Fix this epoch's shuffle and augmentations: the DataLoader's generator (which also
         seeds the workers) and, for ``num_workers=0``, the pipeline in this process."""
@@ -73,10 +77,60 @@ class AlbumentationsLoader:
 
 def check_batches(num_images: int, batch_size: int, what: str = "train_subset") -> None:
     """Raise ConfigError when a training set yields no full batch."""
-    from .errors import ConfigError
-
     if num_images < batch_size:
         raise ConfigError(
             f"{what} gives {num_images} training images, fewer than batch_size={batch_size}: an epoch "
             f"would have no full batch. Use a larger {what} or a smaller batch_size."
         )
+
+
+@dataclass
+class Prepared:
+    """Data, statistics and loaders of a run, built once from its config by :func:`prepare_data`.
+
+    Attributes:
+        data: the whole CIFAR-10 copy.
+        stats: per-channel statistics of the whole training set ([0, 1] scale), used to normalize.
+        train_loader, test_loader: the loaders (interface in the module docstring).
+        train_images, test_images: images in the run's (sub)sets.
+    """
+
+    data: CIFAR10Data
+    stats: ChannelStats
+    train_loader: Any
+    test_loader: Any
+    train_images: int
+    test_images: int
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | None = None,
+                 progress: bool = True) -> Prepared:
+    """Load the data (unless given), measure the train statistics, draw subsets, build loaders.
+
+    The normalization statistics always come from the whole training set, so a subset run
+    normalizes exactly like the full run. ``cfg.loader`` picks the loader: the albumentations
+    DataLoader (reference path) or :class:`~cifarhelpers.device_loader.DeviceLoader`. Test
+    batches hold ``max(batch_size, 256)`` images.
+
+    Raises:
+        ConfigError: a subset larger than the data, or fewer training images than one batch.
+        DataError / DataNotFoundError: as :func:`~cifarhelpers.data.load_cifar10`.
+    """
+    data = data if data is not None else load_cifar10(cfg.data_root, download=cfg.download, progress=progress)
+    stats = dataset_statistics(data.x_train)
+    x_train, y_train = balanced_subset(data.x_train, data.y_train, cfg.train_subset, cfg.seed, name="train_subset")
+    x_test, y_test = balanced_subset(data.x_test, data.y_test, cfg.test_subset, cfg.seed, name="test_subset")
+    check_batches(len(x_train), cfg.batch_size)
+    test_batch = max(cfg.batch_size, 256)
+    if cfg.loader == "device":
+        common = dict(mean=stats.mean, std=stats.std, device=device, channels_last=cfg.channels_last)
+        train_loader = DeviceLoader(x_train, y_train, batch_size=cfg.batch_size, train=True, **common)
+        test_loader = DeviceLoader(x_test, y_test, batch_size=test_batch, train=False, **common)
+    else:
+        workers = cfg.num_workers if cfg.num_workers is not None else default_num_workers(device)
+        common = dict(num_workers=workers, pin_memory=device.type == "cuda")
+        train_loader = AlbumentationsLoader(x_train, y_train, train_transform(stats.mean, stats.std, cfg.transform_set),
+                                            batch_size=cfg.batch_size, train=True, **common)
+        test_loader = AlbumentationsLoader(x_test, y_test, test_transform(stats.mean, stats.std),
+                                           batch_size=test_batch, train=False, **common)
+    return Prepared(data, stats, train_loader, test_loader, len(x_train), len(x_test))

@@ -2,21 +2,26 @@
 https://arxiv.org/abs/1506.01186), run with torch-lr-finder's ``LRFinder``.
 
 The LR grows exponentially from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches while the
-(smoothed) training loss is recorded; the suggested max LR is the point of steepest descent of
-the loss curve (torch-lr-finder's ``plot(suggest_lr=True)``). Then the model is restored: the test
-never leaves its weights, BatchNorm statistics or an LR scheduler changed, even when it stops on a
-NaN loss or an exception.
+(smoothed) training loss is recorded; every rule of :mod:`cifarhelpers.lr_suggestions` (fastai's
+valley by default, steepest descent, minimum loss / 10) suggests an LRMAX from the curve. Then the
+model is restored: the test never leaves its weights, BatchNorm statistics or an LR scheduler
+changed, even when it stops on a NaN loss or an exception.
 
 Example::
 
     result = lr_range_test(model, train_loader, device=device, num_iter=100)
-    result.suggested_lr, result.max_lr, result.min_lr     # LRMAX = suggestion, LRMIN = LRMAX / 10
-    fig = plot_lr_range_test(result)
+    result.suggestions, result.rule                       # {"valley": ..., "steepest": ..., "min_loss": ...}
+    result.max_lr, result.min_lr                          # LRMAX = the rule's suggestion, LRMIN = LRMAX / 10
+    result = run_lr_range_test(cfg)                       # a TrainConfig's model, data, loader, iterations, rule
+    fig = cifarhelpers.plots.plot_lr_range_test(result)
+
+``cifar-train --max-lr find`` runs the same test before training (:func:`cifarhelpers.train.fit`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import warnings
 from collections.abc import Iterable
@@ -24,11 +29,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
+from .config import TrainConfig
+from .data import CIFAR10Data
+from .devices import resolve_device
 from .errors import ConfigError, DivergenceError
+from .loaders import Prepared, prepare_data
+from .lr_suggestions import DEFAULT_RULE, RULES, SKIP_END, SKIP_START, suggest_lrs
 from .model_state import preserved
+from .models import build_model
+from .recipes import build_criterion
+from .reproducibility import seed_everything
+
+#: How far (a factor) the LR used may be from the recipe's default before both are printed.
+FAR_FROM_DEFAULT = 3.0
 
 
 @dataclass
@@ -36,31 +51,73 @@ class LRRangeTestResult:
     """Outcome of :func:`lr_range_test`.
 
     Attributes:
-        lrs: LR of each iteration run.
+        lrs: LR of each iteration run (the whole measured curve).
         losses: training loss of each iteration, exponentially smoothed (factor ``smooth_f``).
-        suggested_lr: LR at the steepest descent of ``losses`` (after skipping ``skip_start``
-            first and ``skip_end`` last points).
-        max_lr: LRMAX for OneCycle, the suggestion.
-        min_lr: LRMIN = LRMAX / 10.
+        suggestions: every rule's suggested LRMAX (:data:`cifarhelpers.lr_suggestions.RULES`),
+            computed after skipping ``skip_start`` first and ``skip_end`` last points.
+        rule: the rule whose suggestion is used: ``max_lr = suggestions[rule]``.
         stopped_early: the test ended before ``num_iter`` iterations.
         stop_reason: why it stopped early (loss diverged or not finite), else None.
-        settings: start_lr, end_lr, num_iter, step_mode, batch_size, skip_start, skip_end, smooth_f.
+        settings: start_lr, end_lr, num_iter, step_mode, batch_size, skip_start, skip_end, smooth_f,
+            weight_decay, diverge_th (and, from :func:`run_lr_range_test`, model, loader, train_images).
         restored: every tensor of the model's ``state_dict`` (weights, BatchNorm statistics) was
             checked after the test and is bit-for-bit what it was before.
     """
 
     lrs: list[float]
     losses: list[float]
-    suggested_lr: float
-    max_lr: float
-    min_lr: float
-    stopped_early: bool
-    stop_reason: str | None
+    suggestions: dict[str, float]
+    rule: str = DEFAULT_RULE
+    stopped_early: bool = False
+    stop_reason: str | None = None
     settings: dict = field(default_factory=dict)
     restored: bool = False
 
+    def __post_init__(self) -> None:
+        if self.rule not in self.suggestions:
+            raise ConfigError(f"lr_rule={self.rule!r} is invalid: choose one of {list(RULES)}")
+
+    @property
+    def max_lr(self) -> float:
+        """LRMAX for OneCycle: the suggestion of :attr:`rule`."""
+        return self.suggestions[self.rule]
+
+    @property
+    def min_lr(self) -> float:
+        """LRMIN = LRMAX / 10."""
+        return self.max_lr / 10.0
+
+    def with_rule(self, rule: str) -> LRRangeTestResult:
+        """The same curve with another rule's suggestion as LRMAX.
+
+        Raises:
+            ConfigError: an unknown rule.
+        """
+        return dataclasses.replace(self, rule=rule)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: every field plus ``max_lr`` and ``min_lr``."""
+        return {**asdict(self), "max_lr": self.max_lr, "min_lr": self.min_lr}
+
+    @classmethod
+    def from_dict(cls, content: dict) -> LRRangeTestResult:
+        """Rebuild a result from :meth:`to_dict`'s output (e.g. notebook 03's ``lr_range_test.json``).
+
+        Raises:
+            ConfigError: a field is missing, or a suggestion is not a finite positive LR.
+        """
+        try:
+            result = cls(lrs=[float(v) for v in content["lrs"]], losses=[float(v) for v in content["losses"]],
+                         suggestions={str(k): float(v) for k, v in content["suggestions"].items()},
+                         rule=content.get("rule", DEFAULT_RULE), stopped_early=bool(content.get("stopped_early")),
+                         stop_reason=content.get("stop_reason"), settings=dict(content.get("settings") or {}),
+                         restored=bool(content.get("restored")))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f"not an LR range test result ({type(err).__name__}: {err}): run the test again") from err
+        if not all(np.isfinite(v) and v > 0 for v in result.suggestions.values()):
+            raise ConfigError(f"suggestions {result.suggestions} hold a value that is not a finite positive LR: "
+                              "run the LR range test again")
+        return result
 
 
 class _FiniteLoss(nn.Module):
@@ -80,7 +137,7 @@ class _FiniteLoss(nn.Module):
 
 
 def check_settings(start_lr: float, end_lr: float, num_iter: int, step_mode: str = "exp",
-                   skip_start: int = 10, skip_end: int = 5) -> None:
+                   skip_start: int = SKIP_START, skip_end: int = SKIP_END) -> None:
     """Validate the LR range test's settings (done before any data is read or model built).
 
     Raises:
@@ -115,10 +172,11 @@ def lr_range_test(
     criterion: nn.Module | None = None,
     smooth_f: float = 0.05,
     diverge_th: float = 5.0,
-    skip_start: int = 10,
-    skip_end: int = 5,
+    skip_start: int = SKIP_START,
+    skip_end: int = SKIP_END,
+    rule: str = DEFAULT_RULE,
 ) -> LRRangeTestResult:
-    """Run the LR range test with Adam and suggest LRMAX and LRMIN.
+    """Run the LR range test with Adam and suggest LRMAX (by every rule) and LRMIN.
 
     The model is always restored afterwards, whatever happens (a NaN loss, the divergence stop,
     too few points, an exception from the loader, Ctrl-C): every parameter and buffer (BatchNorm
@@ -142,6 +200,7 @@ def lr_range_test(
         smooth_f, diverge_th: torch-lr-finder's loss smoothing factor and the divergence stop
             (loss > diverge_th x best loss).
         skip_start, skip_end: points ignored at each end when suggesting an LR.
+        rule: the suggestion used as LRMAX (:data:`cifarhelpers.lr_suggestions.RULES`).
 
     Returns:
         :class:`LRRangeTestResult`. A NaN or infinite loss ends the test at once; that step is
@@ -157,6 +216,8 @@ def lr_range_test(
         from torch_lr_finder.lr_finder import TrainDataLoaderIter
 
     check_settings(start_lr, end_lr, num_iter, step_mode, skip_start, skip_end)
+    if rule not in RULES:
+        raise ConfigError(f"lr_rule={rule!r} is invalid: choose one of {list(RULES)}")
     device = torch.device(device)
     first = next(iter(model.parameters()), None)
     home = first.device if first is not None else device
@@ -188,7 +249,7 @@ def lr_range_test(
                     f"it needs {skip_start + skip_end + 2} to suggest an LR. Lower start_lr or end_lr, or raise "
                     "num_iter."
                 )
-            suggestion = steepest_descent_lr(lrs, losses, skip_start, skip_end)
+            suggestions = suggest_lrs(lrs, losses, skip_start, skip_end)
         finally:
             if finder is not None:
                 finder.reset()  # weights, BatchNorm statistics and batch counts, copied back in place
@@ -198,114 +259,76 @@ def lr_range_test(
                     weight_decay=weight_decay, smooth_f=smooth_f, diverge_th=diverge_th,
                     skip_start=skip_start, skip_end=skip_end,
                     batch_size=getattr(train_loader, "batch_size", None))
-    return LRRangeTestResult(lrs=lrs, losses=losses, suggested_lr=suggestion, max_lr=suggestion,
-                             min_lr=suggestion / 10.0, stopped_early=stop_reason is not None,
-                             stop_reason=stop_reason, settings=settings, restored=restored)
+    return LRRangeTestResult(lrs=lrs, losses=losses, suggestions=suggestions, rule=rule,
+                             stopped_early=stop_reason is not None, stop_reason=stop_reason, settings=settings,
+                             restored=restored)
 
 
-def steepest_descent_lr(lrs: list[float], losses: list[float], skip_start: int = 10, skip_end: int = 5) -> float:
-    """The LR where the loss falls fastest: ``argmin(np.gradient(losses))`` over the kept points.
-
-    The same rule as torch-lr-finder's ``plot(suggest_lr=True)`` ("steepest gradient"), computed
-    without drawing. Points ``[skip_start : len - skip_end]`` are kept.
-    """
-    end = len(lrs) - skip_end if skip_end else len(lrs)
-    kept_lrs, kept_losses = np.asarray(lrs[skip_start:end]), np.asarray(losses[skip_start:end])
-    return float(kept_lrs[int(np.gradient(kept_losses).argmin())])
-
-
-def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> Figure:
-    """Loss against LR (log scale) with the suggested LR (steepest descent) and LRMIN marked."""
-    s = result.settings
-    skip_start, skip_end = s.get("skip_start", 10), s.get("skip_end", 5)
-    end = len(result.lrs) - skip_end if skip_end else len(result.lrs)
-    lrs, losses = result.lrs[skip_start:end], result.losses[skip_start:end]
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss")
-    i = int(np.argmin(np.abs(np.asarray(lrs) - result.suggested_lr)))
-    ax.scatter([lrs[i]], [losses[i]], s=75, color="#d62728", zorder=3,
-               label=f"steepest descent: LRMAX = {result.max_lr:.2e}")
-    ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")
-    ax.set_xscale("log")
-    ax.set(xlabel="learning rate (log scale)", ylabel="loss",
-           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(result.lrs)} iterations")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    return fig
-
-
-def run_lr_range_test(cfg, *, num_iter: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0,
-                      data=None, progress: bool = True, **options) -> LRRangeTestResult:
+def run_lr_range_test(cfg: TrainConfig, *, num_iter: int | None = None, start_lr: float = 1e-6,
+                      end_lr: float = 10.0, data: CIFAR10Data | None = None, progress: bool = True,
+                      **options) -> LRRangeTestResult:
     """The LR range test for a :class:`~cifarhelpers.config.TrainConfig`: its model (fresh, seeded),
-    data (subset, loader, transform set, batch size), device and weight decay.
+    data (subset, loader, transform set, batch size), device, weight decay, iterations
+    (``cfg.lr_test_iterations``) and rule (``cfg.lr_rule``).
 
     Args:
         cfg: the run's config.
-        num_iter, start_lr, end_lr: the sweep (see :func:`lr_range_test`).
+        num_iter: iterations; None takes ``cfg.lr_test_iterations``.
+        start_lr, end_lr: the sweep (see :func:`lr_range_test`).
         data: an already loaded copy; by default ``load_cifar10(cfg.data_root)``.
         progress: progress bars while loading data.
         **options: ``smooth_f``, ``diverge_th``, ``skip_start``, ``skip_end`` of :func:`lr_range_test`.
 
+    Returns:
+        :class:`LRRangeTestResult`, its ``settings`` also naming the model, the loader and the
+        number of training images drawn from.
+
     Raises:
-        ConfigError, DataError: as :func:`cifarhelpers.train.prepare_data` and :func:`lr_range_test`
+        ConfigError, DataError: as :func:`cifarhelpers.loaders.prepare_data` and :func:`lr_range_test`
             (the test's settings are checked before any data is read).
     """
-    from .devices import resolve_device
-    from .models import build_model
-    from .recipes import build_criterion
-    from .reproducibility import seed_everything
-    from .train import prepare_data
-
+    num_iter = cfg.lr_test_iterations if num_iter is None else num_iter
     check_settings(start_lr, end_lr, num_iter)  # before any data is read
     device = resolve_device(cfg.device)
     prep = prepare_data(cfg, device, data, progress)
+    return range_test_for_run(cfg, prep, device, num_iter=num_iter, start_lr=start_lr, end_lr=end_lr, **options)
+
+
+def range_test_for_run(cfg: TrainConfig, prep: Prepared, device: torch.device, *, num_iter: int | None = None,
+                       start_lr: float = 1e-6, end_lr: float = 10.0, **options) -> LRRangeTestResult:
+    """The LR range test on a run's already prepared data (what ``max_lr="find"`` runs inside
+    :func:`~cifarhelpers.train.fit`): a fresh model seeded with ``cfg.seed``, the train loader
+    seeded with it too, ``cfg``'s weight decay, loss, iterations and rule.
+
+    Raises:
+        ConfigError: as :func:`lr_range_test`.
+    """
+    num_iter = cfg.lr_test_iterations if num_iter is None else num_iter
     seed_everything(cfg.seed)
     prep.train_loader.set_epoch(cfg.seed)
     model = build_model(cfg.model).to(device)
     loader = getattr(prep.train_loader, "loader", prep.train_loader)  # the DataLoader, or the DeviceLoader itself
-    return lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                         weight_decay=cfg.weight_decay, criterion=build_criterion(cfg), **options)
+    result = lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                           weight_decay=cfg.weight_decay, criterion=build_criterion(cfg), rule=cfg.lr_rule,
+                           **options)
+    result.settings.update(model=cfg.model, loader=cfg.loader, train_images=prep.train_images)
+    return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cifarhelpers.lr_range_test``: run the test, print the suggestion, write JSON and PNG."""
-    import argparse
-    import sys
-    from pathlib import Path
+def describe_lr(max_lr: float, default_lr: float, source: str) -> str:
+    """One line naming the LRMAX a run uses and where it came from; when it differs from the
+    recipe's default by more than :data:`FAR_FROM_DEFAULT` times either way, the default and the
+    factor too, so a surprising LR is seen before training (``cifar-train`` and notebook 04 print it).
 
-    from .config import TrainConfig
-    from .errors import CifarHelpersError
-    from .runs import ensure_writable_dir, save_figure, write_json
-
-    parser = argparse.ArgumentParser(prog="python -m cifarhelpers.lr_range_test", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="custom_resnet")
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--num-iter", type=int, default=100)
-    parser.add_argument("--start-lr", type=float, default=1e-6)
-    parser.add_argument("--end-lr", type=float, default=10.0)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--train-subset", type=int, default=None)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="runs/lr_range_test")
-    args = parser.parse_args(argv)
-    try:
-        cfg = TrainConfig(model=args.model, batch_size=args.batch_size, weight_decay=args.weight_decay,
-                          train_subset=args.train_subset, data_root=args.data_root, device=args.device,
-                          seed=args.seed, output_dir=args.output_dir)
-        out = ensure_writable_dir(cfg.output_dir)
-        result = run_lr_range_test(cfg, num_iter=args.num_iter, start_lr=args.start_lr, end_lr=args.end_lr)
-        write_json(Path(out) / "lr_range_test.json", result.to_dict())
-        save_figure(plot_lr_range_test(result), Path(out) / "lr_range_test.png")
-    except CifarHelpersError as err:
-        print(f"lr_range_test: error: {err}", file=sys.stderr)
-        return 2
-    print(f"suggested LRMAX {result.max_lr:.3e}, LRMIN {result.min_lr:.3e}"
-          + (f" ({result.stop_reason})" if result.stopped_early else "") + f"; written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Args:
+        max_lr: the LRMAX used.
+        default_lr: the recipe's default LRMAX (``RECIPES[name].default_lr``).
+        source: where ``max_lr`` came from, e.g. ``"the LR range test (valley)"``.
+    """
+    text = f"LRMAX {max_lr:.3g} (LRMIN {max_lr / 10:.3g}) from {source}"
+    factor = max(max_lr, default_lr) / min(max_lr, default_lr)
+    if factor > FAR_FROM_DEFAULT:
+        side = "below" if max_lr < default_lr else "above"
+        text += (f"; that is {factor:.0f}x {side} the recipe's default LRMAX {default_lr:.3g}: check the LR range "
+                 "test's curve (notebook 03) or pass max_lr to choose")
+    return text

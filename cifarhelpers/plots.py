@@ -1,16 +1,21 @@
 """Figures. Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so it
 works under any backend, leaks no global state, shows inline when it is a notebook cell's value
-(or through ``IPython.display.display``) and is saved with :func:`cifarhelpers.runs.save_figure`.
+(or through ``IPython.display.display``) and is saved with :func:`cifarhelpers.files.save_figure`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from .files import save_figure
+
+if TYPE_CHECKING:
+    from .lr_range_test import LRRangeTestResult
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
 
 
@@ -62,6 +67,82 @@ def plot_lr_schedule(lrs: Sequence[float], steps_per_epoch: int, title: str = "L
                 textcoords="offset points", xytext=(8, -4), color=TEST_COLOR)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
     ax.grid(alpha=0.3)
+    return fig
+
+
+#: Marker and colour of each LR suggestion rule in the LR range test plot.
+RULE_STYLE = {"valley": ("o", "#2ca02c"), "steepest": ("v", "#d62728"), "min_loss": ("s", "#9467bd")}
+
+
+def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> Figure:
+    """Loss against LR (log scale): the whole measured curve, every rule's suggestion marked and
+    labelled with its value (the rule used drawn larger, with its LRMIN as a dashed line), and the
+    points the rules skip at each end shaded. The y axis spans the curve before its last skipped
+    points, so the final explosion runs off the top instead of flattening the rest.
+
+    Args:
+        result: an :class:`~cifarhelpers.lr_range_test.LRRangeTestResult`.
+        title: figure title; default names the optimizer, batch size and iterations.
+    """
+    s = result.settings
+    lrs, losses = np.asarray(result.lrs), np.asarray(result.losses)
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="#1f77b4", label="smoothed training loss", zorder=2)
+    skip_start, skip_end = s.get("skip_start", 0), s.get("skip_end", 0)
+    if skip_start:
+        ax.axvspan(lrs[0], lrs[min(skip_start, len(lrs) - 1)], color="#7f7f7f", alpha=0.12, lw=0,
+                   label="ends the rules skip")
+    if skip_end:
+        ax.axvspan(lrs[max(len(lrs) - skip_end - 1, 0)], lrs[-1], color="#7f7f7f", alpha=0.12, lw=0)
+    for name, lr in result.suggestions.items():
+        marker, color = RULE_STYLE.get(name, ("D", "#8c564b"))
+        i = int(np.argmin(np.abs(np.log(lrs) - np.log(lr)))) if name != "min_loss" else int(np.argmin(losses))
+        used = name == result.rule
+        label = f"{name}{' (used)' if used else ''}: {lr:.2e}"
+        if name == "min_loss":
+            label = f"min_loss: {lrs[i]:.2e} / 10 = {lr:.2e}" + (" (used)" if used else "")
+        ax.scatter([lrs[i]], [losses[i]], s=110 if used else 60, marker=marker, color=color, zorder=4,
+                   edgecolor="black" if used else "none", label=label)
+    ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")
+    ax.set_xscale("log")
+    # the y range of the curve before its last (skipped) points: the explosion leaves the chart
+    shown = losses[: len(losses) - skip_end] if 0 < skip_end < len(losses) - 1 else losses
+    low, high = np.nanmin(shown), np.nanmax(shown)
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+    ax.set(xlabel="learning rate (log scale)", ylabel="smoothed training loss",
+           title=title or f"LR range test: Adam, batch {s.get('batch_size')}, {len(lrs)} iterations")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    return fig
+
+
+def plot_steps(steps: Sequence[dict], steps_per_epoch: int | None = None, title: str | None = None) -> Figure:
+    """Per-step training loss and LR, one above the other, against the epoch (fractional).
+
+    Args:
+        steps: rows of a run's ``steps.csv`` / ``RunFolder.steps`` (``global_step``, ``loss``, ``lr``).
+        steps_per_epoch: steps per epoch, to put the x axis in epochs; None: the largest ``step``.
+        title: figure title.
+    """
+    steps_per_epoch = steps_per_epoch or max(r["step"] for r in steps)
+    x = np.array([r["global_step"] for r in steps]) / steps_per_epoch
+    loss = np.array([r["loss"] for r in steps], dtype=float)
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax_loss, ax_lr = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    ax_loss.plot(x, loss, color=TRAIN_COLOR, alpha=0.35, lw=0.8, label="loss per step")
+    window = max(1, min(len(loss) // 20, steps_per_epoch))
+    if window > 1:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax_loss.plot(x[window - 1:], smooth, color=TRAIN_COLOR, lw=1.8, label=f"mean of {window} steps")
+    ax_loss.set(ylabel="training loss")
+    ax_loss.legend(loc="upper right")
+    ax_lr.plot(x, [r["lr"] for r in steps], color=TEST_COLOR)
+    ax_lr.set(xlabel="epoch", ylabel="learning rate")
+    for ax in (ax_loss, ax_lr):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -236,7 +317,7 @@ def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> 
 
 
 def show_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
-    """Save ``fig`` as PNG at ``path`` (atomically, via :func:`cifarhelpers.runs.save_figure`) and
+    """Save ``fig`` as PNG at ``path`` (atomically, via :func:`cifarhelpers.files.save_figure`) and
     show that PNG inline in a notebook (``IPython.display``; nothing is shown outside IPython).
 
     Returns None, so a notebook cell ending with it shows the figure and nothing else.
@@ -244,8 +325,6 @@ def show_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
     Raises:
         RunWriteError: the file could not be written.
     """
-    from .runs import save_figure
-
     path = save_figure(fig, Path(path), dpi=dpi)
     try:
         from IPython import get_ipython

@@ -85,7 +85,8 @@ def _step_sgd(params, cfg: TrainConfig, steps_per_epoch: int):
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        # default_lr 0.01 for Adam: see README "Learning rate" for the LR range test behind it.
+        # default_lr 0.01 for Adam: on the flat stretch of the LR range test's curve (notebook 03;
+        # README "The main job" says how it compares with the test's suggestions and the GPU sweep).
         Recipe("onecycle_adam", "Adam + OneCycleLR (linear, LRMAX/10 -> LRMAX -> LRMAX/10), per batch",
                0.01, "batch", _onecycle_adam),
         Recipe("plateau_sgd", "SGD(momentum 0.9) from 0.1 + ReduceLROnPlateau(x0.1) on test loss, per epoch",

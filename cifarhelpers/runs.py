@@ -1,46 +1,59 @@
-"""Run folders and the files in them, written so that nothing earlier is lost.
+"""Run folders: one new folder per training run, and everything written into it over the run's life.
 
-* Every run gets a new folder (``<output_dir>/<YYYYmmdd-HHMMSS>-<name>``, with ``-2``, ``-3``...
-  appended if that exists); an existing folder is never reused or overwritten.
-* Every file is written atomically: to a temp file in the same folder, flushed and fsynced, then
-  renamed over the target. A crash or a full disk leaves the previous version intact, never a
-  half-written file.
+A :class:`RunFolder` is created (or reopened, to resume) by :func:`cifarhelpers.train.fit` and
+holds the run's ``metrics.json`` in memory, writing it atomically at every change:
+
+* ``start``: status ``"running"``; ``save_epoch``: ``checkpoint.pt`` first, then the epoch joins
+  the history, ``history.csv``, ``steps.csv`` and the TensorBoard logs (:mod:`cifarhelpers.run_logs`),
+  so nothing on disk runs ahead of the checkpoint;
+* ``record_lr_range_test``: with ``max_lr="find"``, the LR range test run before training
+  (``lr_range_test.json``, ``lr_range_test.png`` and a summary in ``metrics.json``);
+* ``complete``: ``model.pt`` (the final ``state_dict``), ``curves.png`` and status ``"completed"``;
+* leaving :meth:`RunFolder.recording` by an error records why the run stopped: ``"diverged"`` (a
+  NaN or infinite loss), ``"failed"`` (a write failed: disk full, read-only folder) or
+  ``"interrupted"`` (Ctrl-C, SIGTERM), with ``stop_reason`` and ``stopped_epoch``; the error is
+  raised again with the folder, what its checkpoint keeps and how to continue appended.
+
+A run killed outright (SIGKILL, a dead kernel) stays ``"running"``; its checkpoint holds every
+finished epoch and :func:`resume_config` continues it. Folders are named
+``<output_dir>/<YYYYmmdd-HHMMSS>-<model>`` (``-2``, ``-3``... if taken): an existing folder is
+never reused or overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
+import dataclasses
 import os
-import tempfile
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from .errors import ConfigError, RunWriteError
+import torch
 
-#: Suffix of atomic_write's temp files (``.<name>.<random>.tmp``).
-TEMP_SUFFIX = ".tmp"
+from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .errors import ConfigError, DivergenceError, RunWriteError
+from .files import atomic_write, ensure_writable_dir, read_json, remove_temp_files, save_figure, write_json
+from .lr_range_test import LRRangeTestResult
+from .plots import plot_lr_range_test
+from .run_logs import RunLogs, epoch_steps
 
-
-def ensure_writable_dir(path: str | os.PathLike, what: str = "output_dir") -> Path:
-    """Create ``path`` if needed and check a file can be written in it (then remove the probe).
-
-    Raises:
-        ConfigError: ``path`` is a file, cannot be created, or is not writable.
-    """
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what}={str(path)!r} is a file, not a folder: choose a folder path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"{what}={str(path)!r} is not writable ({err.strerror or err}): choose a folder you can write to") from err
-    return path
+METRICS_FILE = "metrics.json"
+WEIGHTS_FILE = "model.pt"
+CURVES_FILE = "curves.png"
+LR_TEST_FILE = "lr_range_test.json"
+LR_TEST_PLOT = "lr_range_test.png"
+#: The units of metrics.json's figures, written into it.
+UNITS = {
+    "accuracy": "fraction of images correct, in [0, 1]",
+    "loss": "mean cross-entropy per image",
+    "lr": "learning rate of the last optimizer step of the epoch",
+    "seconds": "wall-clock seconds",
+}
+_STATUS = {DivergenceError: "diverged", RunWriteError: "failed"}
 
 
 def new_run_dir(output_dir: str | os.PathLike, name: str) -> Path:
@@ -65,133 +78,168 @@ def new_run_dir(output_dir: str | os.PathLike, name: str) -> Path:
     raise RunWriteError(f"could not find a free run folder name under {parent}")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write ``path`` through ``write(file)`` atomically (temp file, fsync, rename, fsync folder).
-
-    The bytes go to a temp file ``.<name>.<random>.tmp`` in the same folder, which is flushed,
-    fsynced and then renamed over ``path`` (``os.replace``, atomic on POSIX and Windows), and the
-    folder is fsynced so the rename survives a power cut. A reader therefore sees either the old
-    file or the new one, never a mix. A process killed mid-write leaves at most the temp file
-    (see :func:`remove_temp_files`).
-
-    Args:
-        path: the file to (re)write; its folder must exist.
-        write: called once with the open binary temp file; writes the whole content.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+def resumable_checkpoint(cfg: TrainConfig) -> dict[str, Any]:
+    """The checkpoint ``cfg.resume`` continues from, checked before any data is read.
 
     Raises:
-        RunWriteError: the write failed (disk full, read-only folder, quota...: an OSError, or
-            an error raised while handling one); any earlier version of ``path`` is untouched and
-            the temp file is removed.
-        Any other exception ``write`` raises (e.g. an object torch cannot save) propagates
-        unchanged, after the temp file is removed and with ``path`` untouched.
+        CheckpointError: no readable, safe checkpoint, or one made with another config.
+        ConfigError: that run already finished all ``cfg.epochs``, or its folder is not writable.
     """
-    path = Path(path)
-    tmp: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
-                                         delete=False) as f:
-            tmp = Path(f.name)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(path.parent)
-    except Exception as err:
-        cause = _os_error_in(err)
-        if cause is None:
-            raise
-        earlier = " The earlier version of the file is intact." if path.exists() else ""
-        raise RunWriteError(f"could not write {path}: {cause.strerror or cause}.{earlier} Free some disk space or "
-                            "choose another output_dir (a folder you can write to), then run again.") from err
-    finally:
-        if tmp is not None:  # failed or interrupted (KeyboardInterrupt included): drop the partial file
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-    return path
+    state = load_checkpoint(cfg.resume)
+    check_resumable(state, cfg.to_dict())
+    if state["epoch"] >= cfg.epochs:
+        raise ConfigError(f"resume={cfg.resume!r}: that run already finished its {state['epoch']} epochs, "
+                          "so there is nothing to resume. Its weights are in model.pt (or checkpoint.pt: "
+                          "load_weights(model, folder)); start a new run to train further.")
+    ensure_writable_dir(cfg.resume, "resume")
+    return state
 
 
-def _os_error_in(err: BaseException) -> OSError | None:
-    """``err`` if it is an OSError, else the first OSError it was raised from or while handling.
+def resume_config(run_dir: str | os.PathLike, **changes: Any) -> TrainConfig:
+    """The config to continue the run in ``run_dir``: the one saved in its checkpoint, with
+    ``resume=run_dir`` and ``changes`` (only where-things-are fields such as ``device`` or
+    ``data_root`` may differ; :func:`~cifarhelpers.train.fit` refuses the rest).
 
-    Writers may hide the OSError of a full disk: ``torch.save`` raises a RuntimeError from its
-    zip writer's clean-up, with the OSError as its context.
-    """
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, OSError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
+    Example::
 
-
-def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temp files an interrupted :func:`atomic_write` left in ``folder`` (``.*.tmp``).
-
-    Only a process killed between creating and renaming its temp file (SIGKILL, power cut) leaves
-    one; the file it was replacing is intact. Call this before writing into a folder again, e.g.
-    when resuming a run. Returns the paths removed.
-    """
-    removed = []
-    for candidate in Path(folder).glob(f".*{TEMP_SUFFIX}"):
-        if candidate.is_file():
-            with contextlib.suppress(OSError):
-                candidate.unlink()
-                removed.append(candidate)
-    return removed
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort: not every OS or file system allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _json_ready(obj: Any) -> Any:
-    """Replace NaN and infinities (not valid JSON) by None, recursively."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    return obj
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented, strict JSON (NaN/inf become null), atomically."""
-    text = json.dumps(_json_ready(obj), indent=2, allow_nan=False) + "\n"
-    return atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON file, with a clear error when it is missing or malformed.
+        result = fit(resume_config("runs/20261122-101500-custom_resnet"))
 
     Raises:
-        ConfigError: the file is missing or not valid JSON (the message names the path).
+        CheckpointError: no readable, safe checkpoint in ``run_dir``.
+        ConfigError: an invalid or unknown field in ``changes``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {str(path)!r} does not exist: run the step that writes it first, or fix the path")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{what} {str(path)!r} is not valid JSON ({err}): write it again") from err
+    saved = load_checkpoint(run_dir)["config"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    base = TrainConfig(**{k: v for k, v in saved.items() if k in fields and k != "resume"})
+    return base.replace(**{**changes, "resume": os.fspath(run_dir)})
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save a matplotlib Figure as PNG, atomically."""
-    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+class RunFolder:
+    """A training run's folder and its ``metrics.json`` (see the module docstring).
+
+    Build it with :meth:`create` or :meth:`reopen`; ``path`` is the folder, ``metrics`` the
+    content of ``metrics.json``, ``history`` its per-epoch list and ``steps`` the per-step rows of
+    ``steps.csv``.
+    """
+
+    def __init__(self, path: Path, metrics: dict[str, Any], epochs: int, steps: list[dict] | None = None):
+        self.path, self.metrics, self.epochs = path, metrics, epochs
+        self.steps: list[dict] = list(steps or [])
+        self.logs = RunLogs(path)
+        self._wall_start = time.perf_counter()  # reset by start()
+
+    @classmethod
+    def create(cls, cfg: TrainConfig, header: dict[str, Any]) -> RunFolder:
+        """A new folder under ``cfg.output_dir`` whose metrics start from ``header`` (what the
+        run is: config, model, data, device, precision...).
+
+        Raises:
+            ConfigError, RunWriteError: as :func:`new_run_dir`.
+        """
+        return cls(new_run_dir(cfg.output_dir, cfg.model), {**header, "history": []}, cfg.epochs)
+
+    @classmethod
+    def reopen(cls, cfg: TrainConfig, header: dict[str, Any], checkpoint: dict[str, Any]) -> RunFolder:
+        """The folder ``cfg.resume``, continuing from ``checkpoint``: temp files a kill left are
+        removed, its ``metrics.json`` is kept (or rebuilt from ``header`` if lost or damaged), the
+        history is the checkpoint's, and the epoch resumed at is appended to ``resumed_at_epochs``."""
+        path = Path(cfg.resume)
+        remove_temp_files(path)  # what a kill during a write left behind
+        try:
+            metrics = read_json(path / METRICS_FILE, "metrics file")
+        except ConfigError:  # lost or damaged: the checkpoint holds the history
+            metrics = None
+        if not isinstance(metrics, dict):
+            metrics = dict(header)
+        metrics.update(history=list(checkpoint["history"]), config=cfg.to_dict(), precision=header["precision"])
+        metrics.setdefault("resumed_at_epochs", []).append(checkpoint["epoch"])
+        return cls(path, metrics, cfg.epochs, checkpoint.get("steps"))
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch dicts of the epochs on disk."""
+        return self.metrics["history"]
+
+    def start(self, *, wall_start: float, data_seconds: float) -> None:
+        """Status ``"running"``. ``wall_start`` is the ``time.perf_counter()`` at which the run
+        began (wall seconds count from it); ``data_seconds`` the seconds spent loading the data."""
+        self._wall_start = wall_start
+        self.metrics.update(status="running", stop_reason=None, stopped_epoch=None, final_test_accuracy=None,
+                            timings={"data_seconds": data_seconds})
+        write_json(self.path / METRICS_FILE, self.metrics)
+
+    def record_lr_range_test(self, result: LRRangeTestResult) -> None:
+        """Write the LR range test run before training (``max_lr="find"``): its JSON and plot, and
+        its suggestions and rule in ``metrics.json``."""
+        write_json(self.path / LR_TEST_FILE, result.to_dict())
+        save_figure(plot_lr_range_test(result), self.path / LR_TEST_PLOT)
+        self.metrics["lr_range_test"] = {"suggestions": result.suggestions, "rule": result.rule,
+                                         "max_lr": result.max_lr, "iterations": len(result.lrs),
+                                         "file": LR_TEST_FILE}
+        write_json(self.path / METRICS_FILE, self.metrics)
+
+    def save_epoch(self, entry: dict[str, Any], state: dict[str, Any], step_losses: list[float],
+                   step_lrs: list[float]) -> None:
+        """Checkpoint ``state`` with the history up to ``entry`` and the epoch's steps, then record
+        them: ``metrics.json``, ``history.csv``, ``steps.csv``, TensorBoard.
+
+        Args:
+            entry: the epoch's row of the history (``epoch`` is 1-based).
+            state: :func:`~cifarhelpers.checkpoint.training_state` after the epoch.
+            step_losses, step_lrs: each optimizer step's loss and LR during the epoch.
+
+        Raises:
+            RunWriteError: a write failed; the previous checkpoint is intact.
+        """
+        new = epoch_steps(entry["epoch"], step_losses, step_lrs, len(self.steps) + 1)
+        save_checkpoint(self.path, {**state, "history": [*self.history, entry], "steps": [*self.steps, *new]})
+        self.history.append(entry)  # only once it is safely on disk
+        self.steps.extend(new)
+        write_json(self.path / METRICS_FILE, self.metrics)
+        self.logs.record(self.history, self.steps, new)
+
+    def complete(self, weights: dict[str, torch.Tensor], curves) -> None:
+        """Write ``model.pt`` (``weights``, a ``state_dict``) and ``curves.png`` (a Figure), then
+        status ``"completed"`` with the final test accuracy and the timings."""
+        self.metrics.update(status="completed", final_test_accuracy=self.history[-1]["test_accuracy"])
+        atomic_write(self.path / WEIGHTS_FILE, lambda f: torch.save(weights, f))
+        save_figure(curves, self.path / CURVES_FILE)
+        self._finish()
+        self.logs.close()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[RunFolder]:
+        """Record how the run inside stops: a DivergenceError, RunWriteError or KeyboardInterrupt
+        becomes status ``"diverged"``, ``"failed"`` or ``"interrupted"`` in ``metrics.json`` and
+        is raised again, its message followed by the folder, what its checkpoint keeps and how
+        to continue (Ctrl-C prints that to stderr and re-raises as it is)."""
+        try:
+            yield self
+        except (DivergenceError, RunWriteError, KeyboardInterrupt) as err:
+            self.logs.close()
+            status = _STATUS.get(type(err), "interrupted")
+            done = len(self.history)
+            kept = (f"checkpoint.pt keeps epoch {done}/{self.epochs}" if done
+                    else "no epoch finished, so there is no checkpoint")
+            where = f" Run folder: {self.path} (metrics.json: status {status!r}; {kept})."
+            if status != "diverged" and done:
+                where += f" Continue it with resume={str(self.path)!r} (cifar-train --resume {self.path})."
+            stopped = min(done + 1, self.epochs)
+            self.metrics.update(status=status, stop_reason=(str(err) or type(err).__name__), stopped_epoch=stopped,
+                                final_test_accuracy=None)
+            with contextlib.suppress(RunWriteError):  # the disk may still be full: the error below says so
+                self._finish()
+            if isinstance(err, KeyboardInterrupt):
+                print(f"interrupted during epoch {stopped}.{where}", file=sys.stderr)
+                raise
+            raise type(err)(f"{err}{where}") from err
+
+    def _finish(self) -> None:
+        history, timings = self.history, self.metrics["timings"]
+        timings.update(
+            wall_seconds=time.perf_counter() - self._wall_start,
+            train_seconds=sum(h["train_seconds"] for h in history),
+            test_seconds=sum(h["test_seconds"] for h in history),
+            seconds_per_epoch=(sum(h["seconds"] for h in history) / len(history)) if history else None,
+        )
+        write_json(self.path / METRICS_FILE, self.metrics)

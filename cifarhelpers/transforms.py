@@ -197,8 +197,9 @@ class AugmentedDataset(torch.utils.data.Dataset):
 
     Seeding: albumentations keeps its own random state and DataLoader workers are forked with
     identical copies of it, so every worker would draw the same augmentations. Pass
-    :func:`seed_worker` as the DataLoader's ``worker_init_fn`` (``make_loader`` in
-    ``cifarhelpers.engine`` does) and call :meth:`reseed` before an epoch in the main process.
+    :func:`seed_worker` as the DataLoader's ``worker_init_fn``
+    (:class:`cifarhelpers.loaders.AlbumentationsLoader` does) and call :meth:`reseed` before an
+    epoch in the main process.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose):

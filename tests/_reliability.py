@@ -1,4 +1,5 @@
-"""Helpers shared by the reliability tests (checkpoints, resume, divergence, bad inputs).
+"""Helpers shared by the reliability tests (checkpoints, resume, divergence, bad inputs); their
+fixtures (``small_root``, ``small_data``, ``one_thread``) are in conftest.py.
 
 The tests train on a *small real copy*: the first few JPEG files of every class of the real
 CIFAR-10 copy at ``$CIFAR10_ROOT``, copied into a temporary image-folder root. Loading it and
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
-
-import pytest
 
 from cifarhelpers.data import CLASSES
 
@@ -29,19 +28,6 @@ def make_small_copy(source: Path, dest: Path, train_per_class: int, test_per_cla
             for f in files:
                 shutil.copy2(f, folder / f.name)
     return dest
-
-
-@pytest.fixture(scope="session")
-def small_root(cifar_root, tmp_path_factory) -> Path:
-    """A real image-folder copy with 20 train and 10 test images per class (200 + 100)."""
-    return make_small_copy(cifar_root, tmp_path_factory.mktemp("small") / "cifar10", 20, 10)
-
-
-@pytest.fixture(scope="session")
-def small_data(small_root):
-    from cifarhelpers.data import load_cifar10
-
-    return load_cifar10(small_root, progress=False)
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -64,22 +50,6 @@ def temp_files(folder: Path) -> list[Path]:
 def comparable(history: list[dict]) -> list[dict]:
     """A history without its wall-clock timings (everything else must match exactly)."""
     return [{k: v for k, v in h.items() if "seconds" not in k} for h in history]
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread for the module's tests, then the previous count again.
-
-    These tests train for a few steps on 2 CPU cores shared with other work; with 2 threads, a
-    core taken by another process makes every step wait on the other thread (measured: 30x
-    slower), while 1 thread runs at full speed. Results are compared within one thread count only.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 #: The environment of the ``cifar-train`` subprocesses: 1 thread each (see :func:`one_thread`),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _reliability import make_small_copy
 from _synthetic import write_image_folder
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -42,7 +43,7 @@ def cifar(cifar_root):
 
 @pytest.fixture(scope="session")
 def cifar_stats(cifar):
-    from cifarhelpers.data import dataset_statistics
+    from cifarhelpers.statistics import dataset_statistics
 
     return dataset_statistics(cifar.x_train)
 
@@ -50,3 +51,32 @@ def cifar_stats(cifar):
 @pytest.fixture
 def tiny_folder(tmp_path) -> Path:
     return write_image_folder(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def small_root(cifar_root, tmp_path_factory) -> Path:
+    """A real image-folder copy with 20 train and 10 test images per class (200 + 100)."""
+    return make_small_copy(cifar_root, tmp_path_factory.mktemp("small") / "cifar10", 20, 10)
+
+
+@pytest.fixture(scope="session")
+def small_data(small_root):
+    from cifarhelpers.data import load_cifar10
+
+    return load_cifar10(small_root, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module's tests, then the previous count again.
+
+    These tests train for a few steps on 2 CPU cores shared with other work; with 2 threads, a
+    core taken by another process makes every step wait on the other thread (measured: 30x
+    slower), while 1 thread runs at full speed. Results are compared within one thread count only.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

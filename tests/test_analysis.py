@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from cifarhelpers.analysis import (
-    DEFAULT_GRADCAM_LAYERS, Predictions, confusion_matrix, default_gradcam_layer, gradcam, mistake_titles,
-    most_confident_mistakes, overlay_cams, per_class_metrics, per_class_table, predict_images, summarize,
+    DEFAULT_GRADCAM_LAYERS,
+    Predictions,
+    confusion_matrix,
+    default_gradcam_layer,
+    gradcam,
+    mistake_titles,
+    most_confident_mistakes,
+    overlay_cams,
+    per_class_metrics,
+    per_class_table,
+    predict_images,
+    summarize,
 )
 from cifarhelpers.models import MODEL_NAMES, build_model
 

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from _reliability import one_thread, small_data, small_root  # noqa: F401 (fixtures)
 from _reliability import SUBPROCESS_ENV, comparable, snapshot, temp_files
 
 from cifarhelpers import checkpoint as checkpoint_module
 from cifarhelpers.checkpoint import CHECKPOINT_FILE, FORMAT, check_resumable, load_checkpoint, load_weights, safe_load
+from cifarhelpers.cli import main
 from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import CheckpointError, RunWriteError
 from cifarhelpers.models import build_model
-from cifarhelpers.train import METRICS_FILE, WEIGHTS_FILE, fit, main, resume_config
+from cifarhelpers.runs import METRICS_FILE, WEIGHTS_FILE, resume_config
+from cifarhelpers.train import fit
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
@@ -69,7 +70,7 @@ def test_checkpoint_holds_the_whole_training_state_and_loads_weights_only(finish
 # -- killed with SIGKILL, then resumed ----------------------------------------------------------
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cifarhelpers.train", *args]
+    return [sys.executable, "-m", "cifarhelpers.cli", *args]
 
 
 def _only_run_dir(parent: Path) -> Path:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from pathlib import Path
 
 import pytest
 
-from cifarhelpers.config import SHORT_PROFILE, TrainConfig, profile_overrides
+from cifarhelpers.config import PROFILES, TrainConfig, resolve_profile
 from cifarhelpers.errors import ConfigError
 
 
@@ -78,11 +80,20 @@ def test_replace_and_from_dict_validate_too():
         TrainConfig.from_dict({"lr": 0.1})
 
 
-def test_profiles():
-    assert profile_overrides("auto", "cuda") == {}
-    assert profile_overrides("auto", "cpu") == SHORT_PROFILE
-    assert profile_overrides("short", "cuda") == SHORT_PROFILE
-    assert profile_overrides("full", "cpu") == {}
+def test_profiles_resolve_auto_by_device_and_are_valid_configs():
+    assert resolve_profile("auto", "cuda").name == "full" and resolve_profile("auto", "cpu").name == "short"
+    assert resolve_profile("auto", "mps").name == "short"
+    assert resolve_profile("short", "cuda").overrides == {"epochs": 2, "train_subset": 4096, "test_subset": 2000,
+                                                          "batch_size": 128, "lr_test_iterations": 30}
+    assert resolve_profile("full", "cpu").overrides == {} and TrainConfig().epochs == 24
+    assert TrainConfig().lr_test_iterations == 100, "the full profile's LR range test: the seeds' 100 iterations"
     with pytest.raises(ConfigError, match=r"profile='fast'.*\['auto', 'short', 'full'\]"):
-        profile_overrides("fast", "cpu")
-    TrainConfig(**SHORT_PROFILE)  # the short profile is itself a valid config
+        resolve_profile("fast", "cpu")
+    TrainConfig(**PROFILES["short"].overrides)  # the short profile is itself a valid config
+
+
+def test_every_field_has_help_text_with_its_range_or_meaning():
+    helps = TrainConfig.field_help()
+    assert set(helps) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert all(len(text) > 20 for text in helps.values()), [k for k, v in helps.items() if len(v) <= 20]
+    assert ">= 1" in helps["epochs"] and "LRMAX" in helps["max_lr"] and "bf16" in helps["amp"]

@@ -10,10 +10,10 @@ import pytest
 from _synthetic import write_image_folder
 from PIL import Image
 
-from cifarhelpers.data import (
-    CLASSES, class_counts, dataset_statistics, load_cifar10, resolve_root, stratified_subset,
-)
+from cifarhelpers.data import CLASSES, load_cifar10, resolve_root
 from cifarhelpers.errors import ConfigError, DataError, DataNotFoundError
+from cifarhelpers.statistics import class_counts, dataset_statistics
+from cifarhelpers.subsets import stratified_subset
 
 # The figures quoted for the original CIFAR-10 train set (e.g. in the seeds' notebooks).
 ORIGINAL_TRAIN_MEAN = (0.4914, 0.4822, 0.4465)

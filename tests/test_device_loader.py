@@ -59,7 +59,7 @@ def test_every_image_appears_once_per_epoch_and_epochs_are_seeded():
                           device="cpu", train=True)
     loader.set_epoch(3)
     labels = torch.cat([y for _, y in loader])
-    assert len(loader) == n // batch and len(labels) == loader.num_images == (n // batch) * batch
+    assert len(loader) == n // batch and len(labels) == (n // batch) * batch
     assert len(set(labels.tolist())) == len(labels), "no image twice"
     loader.set_epoch(3)
     again = torch.cat([y for _, y in loader])
@@ -84,7 +84,7 @@ def test_test_loader_yields_every_image_in_order_unaugmented():
     images = np.random.default_rng(2).integers(0, 256, (70, 32, 32, 3), dtype=np.uint8)
     loader = DeviceLoader(images, np.arange(70), mean=MEAN, std=STD, batch_size=32, device="cpu", train=False)
     batches = list(loader)
-    assert [len(y) for _, y in batches] == [32, 32, 6] and loader.num_images == 70
+    assert [len(y) for _, y in batches] == [32, 32, 6]
     x = torch.cat([b for b, _ in batches])
     reference = torch.stack([T.test_transform(MEAN, STD)(image=im)["image"] for im in images])
     assert torch.allclose(x, reference, atol=1e-5)
@@ -102,7 +102,7 @@ def test_batch_statistics_match_the_albumentations_path(cifar, cifar_stats):
     """Both paths augment the same 4,096 real images; per-channel mean and std of the augmented
     pixels agree within 0.01 (normalized units; the albumentations hole is the mean rounded to
     uint8, the device hole the exact mean)."""
-    from cifarhelpers.data import stratified_subset
+    from cifarhelpers.subsets import stratified_subset
 
     idx = stratified_subset(cifar.y_train, 4096, seed=0)
     x, y = cifar.x_train[idx], cifar.y_train[idx]

@@ -10,14 +10,16 @@ import re
 
 import pytest
 import torch
-from _reliability import comparable, one_thread, small_data, small_root  # noqa: F401 (fixtures)
+from _reliability import comparable
 
 from cifarhelpers import train as train_module
 from cifarhelpers.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from cifarhelpers.cli import main
 from cifarhelpers.config import TrainConfig
 from cifarhelpers.engine import EpochResult
 from cifarhelpers.errors import DivergenceError
-from cifarhelpers.train import METRICS_FILE, WEIGHTS_FILE, fit, main, resume_config
+from cifarhelpers.runs import METRICS_FILE, WEIGHTS_FILE, resume_config
+from cifarhelpers.train import fit
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 

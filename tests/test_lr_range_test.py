@@ -8,14 +8,13 @@ import math
 
 import pytest
 import torch
-from _reliability import one_thread, small_data, small_root  # noqa: F401 (fixtures)
 from torch import nn
 
 from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import ConfigError
+from cifarhelpers.loaders import prepare_data
 from cifarhelpers.lr_range_test import lr_range_test, run_lr_range_test
 from cifarhelpers.models import build_model
-from cifarhelpers.train import prepare_data
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
@@ -79,7 +78,10 @@ def test_a_full_test_suggests_an_lr_and_restores_weights_and_batchnorm_buffers_e
     assert spy.moved, "the weights did change during the test (so restoring them is not trivial)"
     assert len(result.lrs) == len(result.losses) == 8 and not result.stopped_early
     assert result.lrs == sorted(result.lrs) and result.lrs[0] == pytest.approx(1e-5)
-    assert result.suggested_lr in result.lrs[2:7]  # the points kept after skipping 2 first and 1 last
+    kept = result.lrs[2:7]  # the points kept after skipping 2 first and 1 last
+    assert result.suggestions["valley"] in kept and result.suggestions["steepest"] in kept
+    assert result.suggestions["min_loss"] * 10 in kept
+    assert result.rule == "valley" and result.max_lr == result.suggestions["valley"]
     assert result.min_lr == pytest.approx(result.max_lr / 10)
     _assert_restored(model, before, training=False)
 
@@ -141,7 +143,8 @@ def test_run_lr_range_test_works_with_the_device_loader_too(small_data):
     result = run_lr_range_test(CFG.replace(loader="device"), num_iter=17, start_lr=1e-5, end_lr=1.0,
                                data=small_data, progress=False)
     assert len(result.lrs) == 17 and result.settings["batch_size"] == 16
-    assert 1e-5 <= result.suggested_lr <= 1.0
+    assert 1e-5 <= result.max_lr <= 1.0 and result.settings["loader"] == "device"
+    assert result.settings["train_images"] == 32 and result.settings["model"] == "dilated_net"
 
 
 def test_the_result_reports_whether_the_model_was_restored(loader, monkeypatch):

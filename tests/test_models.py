@@ -8,7 +8,9 @@ import torch
 from cifarhelpers.errors import ConfigError
 from cifarhelpers.models import MODEL_NAMES, ResNet18, build_model, count_parameters
 from cifarhelpers.receptive_field import (
-    format_receptive_field_table, output_receptive_field, receptive_field_table,
+    format_receptive_field_table,
+    output_receptive_field,
+    receptive_field_table,
 )
 from cifarhelpers.summary import model_summary
 

@@ -14,18 +14,30 @@ import numpy as np
 import pytest
 import torch
 
+from cifarhelpers.config import PROFILES
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.notebooks import (
-    ANALYSIS_JSON, LR_JSON, NOTEBOOKS, NOTEBOOKS_DIR, STATS_JSON, TRAIN_JSON, ZOO_JSON, NotebookSetup, choose_lrs,
-    load_statistics, main, notebook_config, notebook_parameters, resolve_loader, run_notebooks, run_range_test,
-    save_lr_suggestion, save_statistics, training_config,
+from cifarhelpers.handoffs import (
+    ANALYSIS_JSON,
+    LR_JSON,
+    STATS_JSON,
+    TRAIN_JSON,
+    ZOO_JSON,
+    load_lr_range_test,
+    load_statistics,
+    save_lr_range_test,
+    save_statistics,
 )
+from cifarhelpers.lr_range_test import run_lr_range_test
+from cifarhelpers.notebook_runner import (
+    NOTEBOOKS, NOTEBOOKS_DIR, load_parameters_file, main, notebook_parameters, run_notebooks,
+)
+from cifarhelpers.notebook_setup import NotebookSetup, notebook_config, resolve_loader, training_config
 
 # Small enough for about two minutes on 2 CPU cores, big enough for every notebook to have
 # something to show (mistakes, a confusion matrix over all classes, a curve).
 TINY = {
     "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 500, "epochs": 1, "batch_size": 64,
-    "num_iter": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
+    "lr_test_iterations": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
 }
 PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
 PNG_MIN_BYTES = 5_000
@@ -58,7 +70,7 @@ def test_every_notebook_ran_with_the_parameters_passed(chain):
         assert f"output_dir = {str(chain)!r}" in injected[0].source or f'output_dir = "{chain}"' in injected[0].source
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])), name
     executed_03 = nbformat.read(chain / "03_lr_range_test.ipynb", as_version=4)
-    assert "num_iter = 20" in "\n".join(c.source for c in executed_03.cells)
+    assert "lr_test_iterations = 20" in "\n".join(c.source for c in executed_03.cells)
 
 
 @pytest.mark.data
@@ -91,8 +103,9 @@ def test_03_suggests_a_finite_positive_lr_and_leaves_the_model_unchanged(chain):
     assert lr["settings"]["end_lr"] == 10.0 and lr["settings"]["step_mode"] == "exp"
     assert 17 <= len(lr["lrs"]) == len(lr["losses"]) <= 20
     assert lr["lrs"] == sorted(lr["lrs"]) and min(lr["lrs"]) <= lr["max_lr"] <= max(lr["lrs"])
-    assert lr["weights_unchanged"] is True
-    assert lr["train_images"] == 512 and lr["model"] == "custom_resnet" and lr["loader"] == "albumentations"
+    assert lr["restored"] is True
+    settings = lr["settings"]
+    assert (settings["train_images"], settings["model"], settings["loader"]) == (512, "custom_resnet", "albumentations")
     assert_pngs(chain, ["lr_range_test.png"])
 
 
@@ -147,10 +160,11 @@ def test_06_describes_every_model(chain):
 @pytest.mark.parametrize("parameters,message", [
     ({"epoch": 3}, r"unknown notebook parameter\(s\) \['epoch'\]; the notebooks take \[.*'epochs'"),
     ({"epochs": 0}, r"epochs=0 \(int\) is invalid: it must be an integer >= 1"),
-    ({"profile": "medium"}, r"profile='medium' is invalid: choose one of \['auto', 'short', 'full'\]"),
+    ({"profile": "medium"}, r"profile='medium' \(str\) is invalid: choose one of \['auto', 'short', 'full'\]"),
     ({"loader": "gpu"}, r"loader='gpu' \(str\) is invalid: choose one of \['albumentations', 'device'\]"),
     ({"model": "vgg"}, r"model='vgg' \(str\) is invalid"),
-    ({"num_iter": 5}, r"num_iter=5 \(int\) is invalid: it must be an integer >= 17"),
+    ({"lr_test_iterations": 5}, r"lr_test_iterations=5 \(int\) is invalid: it must be an integer >= 17"),
+    ({"lr_rule": "median"}, r"lr_rule='median' \(str\) is invalid: choose one of \['valley', 'steepest', 'min_loss'\]"),
     ({"start_lr": 1.0, "end_lr": 0.5}, r"start_lr=1.0 must be below end_lr=0.5"),
     ({"num_mistakes": 0}, r"num_mistakes=0 \(int\) is invalid"),
     ({"output_dir": "elsewhere"}, r"output_dir is set by the runner"),
@@ -168,6 +182,41 @@ def test_cli_reports_a_refused_parameter_and_exits_2(tmp_path, capsys):
     assert main(["run", "-p", "epochs", "0", "--output-dir", str(tmp_path / "runs")]) == 2
     assert "cifar-notebooks: error: epochs=0 (int) is invalid" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_parameters_file_is_read_and_p_overrides_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("epochs: 3\nmax_lr: 0.02\nprofile: short\nresume: null\n")
+    assert load_parameters_file(path) == {"epochs": 3, "max_lr": 0.02, "profile": "short", "resume": None}
+    path.write_text("")
+    assert load_parameters_file(path) == {}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("- epochs\n- 3\n", r"holds a list, not a mapping"),
+    ("epochs: [3, 4]\n", r"'epochs': \[3, 4\] is not a parameter name with a plain value"),
+    ("epochs: 3\n  bad indent: x\n", r"is not valid YAML"),
+])
+def test_a_malformed_parameters_file_is_refused_naming_it(text, message, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_parameters_file(path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("epoch: 3\n", r"unknown notebook parameter\(s\) \['epoch'\]"),
+    ("epochs: five\n", r"epochs='five' \(str\) is invalid: it must be an integer >= 1"),
+    ("lr_rule: 3\n", r"lr_rule=3 \(int\) is invalid: choose one of"),
+])
+def test_cli_refuses_an_unknown_or_ill_typed_parameter_in_the_file_before_running(text, message, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert main(["run", "-f", str(path), "--output-dir", str(tmp_path / "runs")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "runs").exists(), "nothing ran"
+    assert main(["run", "-f", str(tmp_path / "missing.yaml"), "--output-dir", str(tmp_path / "runs")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
 
 
 def test_a_failing_cell_stops_the_chain_with_papermills_error_naming_the_notebook(tmp_path):
@@ -194,12 +243,14 @@ def test_loader_defaults_to_the_device_loader_on_a_gpu_only():
 
 
 def test_notebook_config_takes_the_profile_then_the_parameters_given(tmp_path):
-    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=None, seed=3)
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None,
+                          seed=3)
     cfg = notebook_config(setup, epochs=None, batch_size=64, model="dilated_net")
-    assert (cfg.epochs, cfg.train_subset, cfg.test_subset) == (2, 2048, 1000), "the short profile"
+    assert (cfg.epochs, cfg.train_subset, cfg.test_subset) == (2, 4096, 2000), "the short profile"
     assert cfg.batch_size == 64 and cfg.model == "dilated_net" and cfg.seed == 3
     assert cfg.loader == "albumentations" and cfg.device == "cpu" and cfg.output_dir == str(tmp_path)
-    full = notebook_config(NotebookSetup(device=torch.device("cpu"), profile="full", output_dir=tmp_path, data=None))
+    full = notebook_config(NotebookSetup(device=torch.device("cpu"), profile=PROFILES["full"], output_dir=tmp_path,
+                                         data=None))
     assert (full.epochs, full.train_subset, full.batch_size) == (24, None, 512), "the recipe itself"
     with pytest.raises(ConfigError, match="epochs=0"):
         notebook_config(setup, epochs=0)
@@ -214,7 +265,7 @@ def test_training_config_resumes_a_run_with_its_saved_settings(tmp_path):
     run.mkdir()
     save_checkpoint(run, {"epoch": 1, "config": saved.to_dict(), "model": {}, "optimizer": {}, "scheduler": {},
                           "history": [], "data_sha256": "0" * 64})
-    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=None,
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None,
                           data_root="/copies/cifar10")
     cfg, source = training_config(setup, resume=str(run), model="custom_resnet", epochs=None, max_lr=None)
     assert cfg == saved.replace(resume=str(run), data_root="/copies/cifar10"), "the saved settings, not the profile's"
@@ -232,22 +283,30 @@ def test_runner_refuses_a_resume_folder_without_a_checkpoint_before_running_anyt
     assert not runs.exists(), "no run folder for a refused run"
 
 
-def test_choose_lrs_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
+def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
+    with pytest.warns(UserWarning, match=r"no LR range test found .*Run notebook 03 first"):
+        cfg, source = training_config(setup)  # opened on its own: the recipe's default, with a warning
+    assert cfg.max_lr is None and cfg.resolved_max_lr == 0.01 and "notebook 03's lr_range_test.json is not in" in source
     with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by notebook 03\).*does not exist"):
-        choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)
-    (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": 0.004, "min_lr": 0.0004}))
-    assert choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)["max_lr"] == 0.004
-    assert choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)["min_lr"] == 0.0004
-    assert choose_lrs("onecycle_adam", 0.02, None, output_dir=tmp_path) == {
-        "max_lr": 0.02, "min_lr": None, "source": "the max_lr parameter"}
-    assert choose_lrs("step_sgd", None, None, output_dir=tmp_path)["max_lr"] is None, "SGD: the recipe's default"
-    (tmp_path / LR_JSON).write_text(json.dumps({"max_lr": None, "min_lr": None}))
-    with pytest.raises(ConfigError, match="not a finite positive LR: run notebook 03 again"):
-        choose_lrs("onecycle_adam", None, None, output_dir=tmp_path)
+        training_config(setup, lr_path=tmp_path / "elsewhere.json")  # a file asked for by name must exist
+    curve = {"lrs": [1e-4, 1e-3, 1e-2], "losses": [2.3, 2.0, 2.5], "rule": "steepest",
+             "suggestions": {"valley": 0.002, "steepest": 0.004, "min_loss": 0.001}}
+    (tmp_path / LR_JSON).write_text(json.dumps(curve))
+    cfg, source = training_config(setup)
+    assert (cfg.max_lr, cfg.min_lr) == (0.004, 0.0004) and source.startswith("notebook 03's LR range test (steepest")
+    cfg, source = training_config(setup, max_lr=0.02)
+    assert (cfg.max_lr, cfg.min_lr, source) == (0.02, None, "the max_lr parameter")
+    cfg, source = training_config(setup, recipe="step_sgd")
+    assert cfg.max_lr is None and source == "the step_sgd recipe's default", "SGD: the recipe's default"
+    (tmp_path / LR_JSON).write_text(json.dumps({**curve, "suggestions": {"valley": None}}))
+    with pytest.raises(ConfigError, match="run notebook 03 again"):
+        training_config(setup)
 
 
 def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(tmp_path):
-    from cifarhelpers.data import CIFAR10Data, DataSource, dataset_statistics
+    from cifarhelpers.data import CIFAR10Data, DataSource
+    from cifarhelpers.statistics import dataset_statistics
 
     x = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     y = np.arange(20) % 10
@@ -264,13 +323,14 @@ def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(t
 @pytest.mark.data
 @pytest.mark.parametrize("loader", ["albumentations", "device"])
 def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loader, cifar, tmp_path):
-    setup = NotebookSetup(device=torch.device("cpu"), profile="short", output_dir=tmp_path, data=cifar)
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=cifar)
     cfg = notebook_config(setup, model="dilated_net", loader=loader, train_subset=64, batch_size=16)
-    outcome = run_range_test(cfg, cifar, num_iter=17, progress=False)
-    assert outcome.weights_unchanged and outcome.train_images == 64
-    assert len(outcome.result.lrs) <= 17 and outcome.result.settings["batch_size"] == 16
-    content = json.loads(save_lr_suggestion(tmp_path, outcome, cfg).read_text())
-    assert content["max_lr"] == outcome.result.max_lr > 0 and content["loader"] == loader
+    result = run_lr_range_test(cfg.replace(lr_test_iterations=17), data=cifar, progress=False)
+    assert result.restored and result.settings["train_images"] == 64
+    assert len(result.lrs) <= 17 and result.settings["batch_size"] == 16
+    content = json.loads(save_lr_range_test(tmp_path, result).read_text())
+    assert content["max_lr"] == result.max_lr > 0 and content["settings"]["loader"] == loader
+    assert load_lr_range_test(tmp_path)["max_lr"] == result.max_lr
 
 
 # -- the committed notebooks ------------------------------------------------------------------
@@ -321,7 +381,7 @@ def test_notebooks_declare_every_knob(path):
         "data_root", "download", "device", "profile", "seed", "output_dir"}
     assert common <= set(declared), sorted(common - set(declared))
     assert declared["output_dir"] == "'../runs/notebooks'" or declared["output_dir"] == '"../runs/notebooks"'
-    extra = {"03": {"model", "loader", "batch_size", "train_subset", "num_iter", "end_lr"},
+    extra = {"03": {"model", "loader", "batch_size", "train_subset", "lr_test_iterations", "lr_rule", "end_lr"},
              "04": {"model", "recipe", "loader", "epochs", "batch_size", "train_subset", "test_subset", "max_lr",
                     "pct_start", "resume", "lr_path"},
              "05": {"gradcam_layer", "num_mistakes", "train_path"}}.get(path.name[:2], set())

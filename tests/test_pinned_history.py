@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from _reliability import one_thread, small_data, small_root  # noqa: F401 (fixtures)
-
 from cifarhelpers.config import TrainConfig
 from cifarhelpers.train import fit
 

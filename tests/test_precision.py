@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from _reliability import one_thread, small_data, small_root  # noqa: F401 (fixtures)
 
 from cifarhelpers import train as train_module
 from cifarhelpers.checkpoint import load_checkpoint
@@ -16,7 +15,8 @@ from cifarhelpers.engine import train_one_epoch
 from cifarhelpers.models import build_model
 from cifarhelpers.precision import Precision, select_precision
 from cifarhelpers.recipes import build_criterion, build_optimizer
-from cifarhelpers.train import METRICS_FILE, fit, resume_config
+from cifarhelpers.runs import METRICS_FILE, resume_config
+from cifarhelpers.train import fit
 
 
 @pytest.mark.parametrize(("capability", "name", "scaler"), [

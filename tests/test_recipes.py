@@ -89,7 +89,7 @@ def test_weight_decay_and_label_smoothing_are_options_of_every_recipe(recipe):
 def real_batch(cifar, cifar_stats):
     """32 real training images (a fixed, class-balanced draw), normalized, and their labels."""
     from cifarhelpers import transforms as T
-    from cifarhelpers.data import stratified_subset
+    from cifarhelpers.subsets import stratified_subset
 
     idx = stratified_subset(cifar.y_train, 32, seed=0)
     tf = T.test_transform(cifar_stats.mean, cifar_stats.std)

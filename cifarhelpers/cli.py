@@ -1,0 +1,191 @@
+"""``cifar-train``: the command line of :func:`cifarhelpers.train.fit`.
+
+Run::
+
+    cifar-train                          # full 24-epoch recipe on a GPU, short profile on a CPU
+    cifar-train --profile full           # the 24-epoch recipe even without a GPU (hours on 2 cores)
+    python -m cifarhelpers.cli --max-lr 0.02 --train-subset 10000 --epochs 5
+    cifar-train --max-lr find            # the LR range test first, then train at its suggestion
+    cifar-train --resume runs/20261122-101500-custom_resnet   # continue a killed run, same settings
+    cifar-train --help                   # one flag per TrainConfig field, with its valid range
+
+Exit status: 0 done, 1 training or writing failed (divergence, disk, data, checkpoint), 2 invalid
+settings (argparse's own errors too), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). A run
+stopped by Ctrl-C or SIGTERM records status ``"interrupted"`` in its ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+import typing
+from typing import Any
+
+from .config import (
+    CIFAR10_TEST_IMAGES,
+    CIFAR10_TRAIN_IMAGES,
+    FIND_LR,
+    LOADERS,
+    PROFILE_CHOICES,
+    PROFILES,
+    TrainConfig,
+    resolve_profile,
+)
+from .devices import device_name, resolve_device
+from .errors import CifarHelpersError, ConfigError
+from .lr_range_test import describe_lr
+from .models import MODEL_NAMES
+from .recipes import RECIPES
+from .runs import resume_config
+from .train import fit
+from .transforms import TRANSFORM_SETS
+
+#: Default of every field flag: tells "not given" apart from an explicit ``none``.
+_UNSET = object()
+#: The choices shown in ``--help`` (TrainConfig checks the value, with the same list in its message).
+CHOICES = {"model": MODEL_NAMES, "recipe": tuple(RECIPES), "transform_set": tuple(TRANSFORM_SETS), "loader": LOADERS}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _parser_for(base: type, optional: bool, words: tuple[str, ...] = ()):
+    """An argparse ``type`` for a field: int, float or str, plus ``none`` when the field is optional
+    and the given ``words`` (e.g. ``find`` for ``--max-lr``), with a message that says what is expected."""
+    what = {int: "an integer", float: "a number"}.get(base, "a value")
+    what += "".join(f" or {w}" for w in words) + (" or none" if optional else "")
+
+    def parse(text: str):
+        if optional and text.strip().lower() in ("none", "null"):
+            return None
+        if text.strip().lower() in words:
+            return text.strip().lower()
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    parse.__name__ = base.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cifar-train`` argument parser: one flag per :class:`TrainConfig` field, plus ``--profile``
+    and ``--quiet``. Optional fields accept ``none`` (e.g. ``--train-subset none`` for all images).
+    Flags not given are left at a sentinel, so :func:`config_from_args` can tell them apart."""
+    parser = argparse.ArgumentParser(
+        prog="cifar-train",
+        description="Train a CIFAR-10 classifier (default: the custom ResNet, 24 epochs of OneCycle) and "
+                    "write a run folder with metrics.json, model.pt and curves.png, checkpointing every epoch. "
+                    "Continue a run that was killed with --resume RUN_FOLDER (its settings are reused).",
+    )
+    parser.add_argument(
+        "--profile", choices=PROFILE_CHOICES, default="auto",
+        help="auto (default): full on a CUDA GPU, short elsewhere; "
+             + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()) + ". Ignored with --resume.",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        args = typing.get_args(kind)
+        optional = type(None) in args
+        base = next((t for t in args if t is not type(None)), kind)
+        text = f"{field.metadata['help']} (default: {field.default})".replace("%", "%%")
+        if base is bool:
+            parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", default=_UNSET, help=text)
+        else:
+            metavar = "{" + ",".join(CHOICES[field.name]) + "}" if field.name in CHOICES else field.name.upper()
+            words = (FIND_LR,) if field.name == "max_lr" else ()
+            parser.add_argument(flag, type=_parser_for(base, optional, words), default=_UNSET, metavar=metavar,
+                                help=text)
+    return parser
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, _UNSET) is not _UNSET}
+
+
+def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainConfig, str]:
+    """The run's config: defaults, then the profile, then the flags given. Returns (config, profile used).
+
+    With ``--resume FOLDER`` the base is the config saved in the folder's checkpoint instead (the
+    profile is ignored and ``"resume"`` returned as the profile), so ``cifar-train --resume FOLDER``
+    alone continues the run as it was started; flags given on top may only change where things
+    are (device, data_root, output_dir...): :func:`fit` refuses anything else, naming the fields.
+
+    Raises:
+        ConfigError: an invalid value (named, with its valid range or choices).
+        CheckpointError: ``--resume`` names a folder without a readable, safe checkpoint.
+    """
+    given = _given(args)
+    if given.get("resume"):
+        return resume_config(given.pop("resume"), **given), "resume"
+    profile = resolve_profile(args.profile, device_type)
+    return TrainConfig(**{**profile.overrides, **given}), profile.name
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a stopped job, a runtime shutting down), turned into an interruption by :func:`main`
+    so the run folder records it (status ``"interrupted"``) like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("terminated by SIGTERM")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cifar-train`` and ``python -m cifarhelpers.cli``; returns the exit status
+    (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        device = resolve_device(args.device if args.device is not _UNSET else "auto")
+        cfg, profile = config_from_args(args, device.type)
+        print(f"device: {device_name(device)}")
+        if profile == "resume":
+            print(f"resuming the run in {cfg.resume} with its saved settings ({cfg.epochs} epochs, batch "
+                  f"{cfg.batch_size}, {cfg.train_subset or CIFAR10_TRAIN_IMAGES:,} training images)")
+        elif profile == "short":
+            why = "no CUDA GPU found" if args.profile == "auto" else "--profile short"
+            print(f"{why}: running the SHORT profile: {cfg.train_subset or CIFAR10_TRAIN_IMAGES:,} training images, "
+                  f"{cfg.epochs} epoch(s), batch {cfg.batch_size}, test on {cfg.test_subset or CIFAR10_TEST_IMAGES:,} "
+                  "images. Pass --profile full for the 24-epoch recipe on all 50,000 images.")
+        else:
+            print(f"profile: full ({cfg.epochs} epochs, batch {cfg.batch_size})")
+        if cfg.max_lr != FIND_LR:
+            source = "--max-lr" if cfg.max_lr is not None else f"the {cfg.recipe} recipe's default"
+            print(describe_lr(cfg.resolved_max_lr, RECIPES[cfg.recipe].default_lr, source))
+        result = fit(cfg, progress=not args.quiet)
+    except ConfigError as err:
+        print(f"cifar-train: error: {err}", file=sys.stderr)
+        return 2
+    except CifarHelpersError as err:
+        print(f"cifar-train: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(f"final test accuracy: {100 * result.final_test_accuracy:.2f}% "
+          f"({result.metrics['data']['test_images']:,} test images)")
+    print(f"wall time: {result.metrics['timings']['wall_seconds']:.1f} s; run folder: {result.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

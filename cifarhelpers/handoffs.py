@@ -1,0 +1,165 @@
+"""The files the notebooks hand to each other in their shared output folder: one save/load pair each.
+
+=========================  =======  =======  ====================================================
+file                       written  read by  content
+=========================  =======  =======  ====================================================
+``dataset_statistics.json``  01     02, 04   per-channel mean/std/var/min/max of both splits ([0, 1]
+                                             scale), class counts, the data source
+``lr_range_test.json``       03     04       the LR range test's curve and settings, LRMAX (the
+                                             suggestion) and LRMIN = LRMAX / 10
+``train_run.json``           04     05       the run folder holding ``model.pt`` and ``metrics.json``
+``analysis.json``            05     (you)    accuracy, confusion matrix, per-class metrics
+``model_zoo.json``           06     (you)    parameters and receptive field of every model
+=========================  =======  =======  ====================================================
+
+Every ``load_*`` takes the output folder and, optionally, the file itself (a notebook parameter such
+as ``lr_path``), and raises ConfigError naming the notebook that writes a missing or malformed file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_run_model
+from .data import CIFAR10Data
+from .errors import ConfigError
+from .files import read_json, write_json
+from .lr_range_test import LRRangeTestResult
+from .statistics import ChannelStats, class_counts, dataset_statistics
+
+STATS_JSON = "dataset_statistics.json"
+LR_JSON = "lr_range_test.json"
+TRAIN_JSON = "train_run.json"
+ANALYSIS_JSON = "analysis.json"
+ZOO_JSON = "model_zoo.json"
+
+
+def _read(output_dir: str | os.PathLike, name: str, path: str | os.PathLike | None, writer: str) -> tuple[dict, Path]:
+    file = Path(path) if path else Path(output_dir) / name
+    return read_json(file, f"{name} (written by notebook {writer})"), file
+
+
+# -- 01 -> 02, 04: the training-set statistics ----------------------------------------------------
+
+def save_statistics(output_dir: str | os.PathLike, data: CIFAR10Data, train: ChannelStats,
+                    test: ChannelStats) -> Path:
+    """Write notebook 01's ``dataset_statistics.json``: statistics of both splits ([0, 1] scale),
+    class counts and the data source. Returns its path."""
+    return write_json(Path(output_dir) / STATS_JSON, {
+        "train": train.to_dict(), "test": test.to_dict(), "classes": list(data.classes),
+        "class_counts": {"train": class_counts(data.y_train), "test": class_counts(data.y_test)},
+        "data": data.source.to_dict(), "scale": "[0, 1]",
+    })
+
+
+def load_statistics(output_dir: str | os.PathLike, data: CIFAR10Data | None = None,
+                    path: str | os.PathLike | None = None) -> tuple[ChannelStats, str]:
+    """The training-set statistics notebook 01 wrote, and where they came from.
+
+    Args:
+        output_dir: the folder holding ``dataset_statistics.json``.
+        data: when given and the file is absent (a notebook run on its own), the statistics are
+            measured afresh from ``data.x_train``.
+        path: the file itself, overriding ``output_dir``.
+
+    Returns:
+        ``(stats, source)``: the train :class:`ChannelStats` ([0, 1] scale) and a short text naming
+        the file or saying they were measured.
+
+    Raises:
+        ConfigError: the file is missing (and no ``data``) or malformed; the message names notebook 01.
+    """
+    file = Path(path) if path else Path(output_dir) / STATS_JSON
+    if not file.is_file() and data is not None and not path:
+        return dataset_statistics(data.x_train), "measured from the training set (notebook 01's file is absent)"
+    content, file = _read(output_dir, STATS_JSON, path, "01")
+    try:
+        stats = ChannelStats(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in content["train"].items()})
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"statistics file {str(file)!r} lacks the train statistics ({err}): run notebook 01 "
+                          "again") from err
+    return stats, f"read from {file}"
+
+
+# -- 03 -> 04: the LR range test's suggestion -----------------------------------------------------
+
+def save_lr_range_test(output_dir: str | os.PathLike, result: LRRangeTestResult) -> Path:
+    """Write notebook 03's ``lr_range_test.json``: the result (curve, settings, suggestion, LRMAX,
+    LRMIN) with units. Returns its path.
+
+    Raises:
+        ConfigError: the suggestion is not a finite positive number (nothing is written).
+    """
+    if not (math.isfinite(result.max_lr) and result.max_lr > 0):
+        raise ConfigError(f"the LR range test suggested {result.max_lr!r}, not a finite positive LR: "
+                          "run it again with more iterations (num_iter) or a narrower range")
+    return write_json(Path(output_dir) / LR_JSON, {
+        **result.to_dict(), "units": {"lr": "learning rate", "loss": "smoothed training cross-entropy"},
+    })
+
+
+def load_lr_range_test(output_dir: str | os.PathLike,
+                       path: str | os.PathLike | None = None) -> tuple[LRRangeTestResult, Path]:
+    """Notebook 03's LR range test, read back from ``lr_range_test.json``: the curve, every rule's
+    suggestion and the rule used (``result.max_lr``, ``result.min_lr``), and the file's path.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or holds no finite positive LR (the message
+            names notebook 03).
+    """
+    content, file = _read(output_dir, LR_JSON, path, "03")
+    try:
+        return LRRangeTestResult.from_dict(content), file
+    except ConfigError as err:
+        raise ConfigError(f"{file}: {err}; run notebook 03 again") from err
+
+
+# -- 04 -> 05: the trained model ------------------------------------------------------------------
+
+def save_train_run(output_dir: str | os.PathLike, result: Any) -> Path:
+    """Write notebook 04's ``train_run.json`` pointing notebook 05 at the run folder of ``result``
+    (a :class:`cifarhelpers.train.RunResult`). Returns its path."""
+    metrics = result.metrics
+    return write_json(Path(output_dir) / TRAIN_JSON, {
+        "run_dir": str(Path(result.run_dir).resolve()),
+        "model": metrics["config"]["model"],
+        "final_test_accuracy": result.final_test_accuracy,
+        "test_images": metrics["data"]["test_images"],
+        "train_images": metrics["data"]["train_images"],
+        "epochs": len(result.history),
+        "device": metrics["device"],
+    })
+
+
+def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
+                   path: str | os.PathLike | None = None) -> tuple[torch.nn.Module, dict, Path]:
+    """The model notebook 04 trained (eval mode, on ``device``), its ``metrics.json`` and its run folder.
+
+    Args:
+        output_dir: the folder holding ``train_run.json``.
+        device: where to put the model.
+        path: ``train_run.json`` itself, or a run folder (holding ``metrics.json`` and ``model.pt``);
+            overrides ``output_dir``.
+
+    Raises:
+        ConfigError: ``train_run.json`` is missing or malformed (the message names notebook 04).
+        CheckpointError: the run folder lacks ``metrics.json`` or ``model.pt``, or they do not fit.
+    """
+    if path and Path(path).is_dir():
+        run_dir = Path(path)
+    else:
+        content, file = _read(output_dir, TRAIN_JSON, path, "04")
+        if not isinstance(content, dict) or "run_dir" not in content:
+            raise ConfigError(f"{file} names no run folder (run_dir): run notebook 04 again")
+        run_dir = Path(content["run_dir"])
+    model, metrics = load_run_model(run_dir, device)
+    return model, metrics, run_dir
+
+
+__all__ = ["ANALYSIS_JSON", "LR_JSON", "STATS_JSON", "TRAIN_JSON", "ZOO_JSON", "load_lr_range_test", "load_statistics",
+           "load_train_run", "save_lr_range_test", "save_statistics", "save_train_run"]

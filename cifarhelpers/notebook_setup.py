@@ -1,0 +1,225 @@
+"""What every numbered notebook calls first: its parameters validated, device, profile, output folder
+and data, then the training config of notebooks 03 and 04.
+
+Each notebook's first code cell after its ``parameters`` cell is::
+
+    setup = start_notebook(data_root=data_root, device=device, profile=profile, seed=seed,
+                           output_dir=output_dir, num_iter=num_iter, ...)   # its own parameters too
+    cfg = notebook_config(setup, model=model, batch_size=batch_size, ...)    # 03 and 04
+
+A bad parameter stops the notebook at once with a message naming it and its valid range; the
+setup prints one line naming the device, profile and data copy, so an executed notebook says what
+produced its outputs. The files the notebooks hand to each other are in :mod:`cifarhelpers.handoffs`;
+the headless runner is :mod:`cifarhelpers.notebook_runner`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import (
+    PROFILE_CHOICES,
+    Profile,
+    TrainConfig,
+    check_choice,
+    check_integer,
+    check_real,
+    check_text,
+    resolve_profile,
+)
+from .data import CIFAR10Data, load_cifar10
+from .devices import device_name, resolve_device
+from .errors import ConfigError
+from .files import ensure_writable_dir
+from .handoffs import LR_JSON, load_lr_range_test
+from .runs import resume_config
+
+
+@dataclass
+class NotebookSetup:
+    """What a notebook needs after its parameters cell.
+
+    Attributes:
+        device: the torch device to use.
+        profile: the resolved :class:`~cifarhelpers.config.Profile` (``"auto"``: full on CUDA, short elsewhere).
+        output_dir: the folder the notebook writes into (created).
+        data: the CIFAR-10 copy (None when the notebook needs no data, e.g. 06).
+        seed: the notebook's seed.
+        data_root: the ``data_root`` parameter as given (None: ``$CIFAR10_ROOT``, else ``./data``).
+        params: the notebook-specific parameters, validated.
+    """
+
+    device: torch.device
+    profile: Profile
+    output_dir: Path
+    data: CIFAR10Data | None
+    seed: int = 0
+    data_root: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line: device, profile, data copy (layout, root, hash) and output folder."""
+        if self.data is None:
+            data = "no data needed"
+        else:
+            src = self.data.source
+            data = f"{src.layout} copy at {src.root} (sha256 {src.sha256[:12]}...)"
+        return (f"device: {device_name(self.device)} | profile: {self.profile.name} | data: {data} | "
+                f"output: {self.output_dir}")
+
+
+def _lr_range(params: dict[str, Any]) -> None:
+    start, end = params.get("start_lr"), params.get("end_lr")
+    if start is not None and end is not None and not start < end:
+        raise ConfigError(f"start_lr={start!r} must be below end_lr={end!r}: the LR range test sweeps upwards")
+
+
+#: Checks of the notebook parameters that are not :class:`TrainConfig` fields; each raises
+#: ConfigError naming the parameter, its value and what is allowed.
+PARAMETER_CHECKS = {
+    "start_lr": lambda v: check_real("start_lr", v, low=0.0, low_open=True),
+    "end_lr": lambda v: check_real("end_lr", v, low=0.0, low_open=True),
+    "images_per_class": lambda v: check_integer("images_per_class", v, minimum=1),
+    "num_images": lambda v: check_integer("num_images", v, minimum=1),
+    "draws": lambda v: check_integer("draws", v, minimum=1),
+    "num_mistakes": lambda v: check_integer("num_mistakes", v, minimum=1),
+    "eval_batch_size": lambda v: check_integer("eval_batch_size", v, minimum=1),
+    "gradcam_layer": lambda v: check_text("gradcam_layer", v, optional=True),
+    "models": lambda v: check_text("models", v, optional=True),
+    "stats_path": lambda v: check_text("stats_path", v, optional=True),
+    "lr_path": lambda v: check_text("lr_path", v, optional=True),
+    "train_path": lambda v: check_text("train_path", v, optional=True),
+    "profile": lambda v: check_choice("profile", v, PROFILE_CHOICES),
+}
+
+
+def validate_parameters(params: dict[str, Any]) -> None:
+    """Check notebook parameters before any work: TrainConfig fields (``None`` meaning "the
+    profile's value") and the notebook-specific ones in :data:`PARAMETER_CHECKS`. Names that are
+    neither are left alone (the runner rejects names no notebook declares).
+
+    Raises:
+        ConfigError: the first invalid value, named, with its valid range or choices.
+        CheckpointError: ``resume`` names a folder without a readable, safe checkpoint.
+    """
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    TrainConfig(**{k: v for k, v in params.items() if k in fields and v is not None})
+    for name, check in PARAMETER_CHECKS.items():
+        if name in params:
+            check(params[name])
+    _lr_range(params)
+    if params.get("resume"):
+        load_checkpoint(params["resume"])  # a folder without a readable, safe checkpoint fails here
+
+
+def resolve_loader(loader: str | None, device: torch.device) -> str:
+    """The data loader to use: ``loader`` if given, else ``"device"`` on a CUDA GPU (the data set
+    lives there, augmented in batches) and ``"albumentations"`` elsewhere (the reference path)."""
+    if loader is not None:
+        return loader
+    return "device" if torch.device(device).type == "cuda" else "albumentations"
+
+
+def start_notebook(*, data_root: str | None = None, device: str = "auto", profile: str = "auto",
+                   output_dir: str | os.PathLike, seed: int = 0, download: bool = False, load_data: bool = True,
+                   **params: Any) -> NotebookSetup:
+    """Validate the parameters, resolve device and profile, create the output folder, load data.
+
+    Prints :meth:`NotebookSetup.describe` (device, profile, data copy), so an executed notebook
+    says what produced its outputs.
+
+    Args:
+        data_root: CIFAR-10 folder; None: ``$CIFAR10_ROOT``, else ``./data``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        profile: ``"auto"`` (full on CUDA, short elsewhere), ``"full"`` or ``"short"``.
+        output_dir: the notebook's output folder (created).
+        seed: seed of the notebook's random draws, >= 0.
+        download: download torchvision's copy into ``data_root`` when none is found.
+        load_data: False for a notebook that needs no data (06).
+        **params: the notebook's other parameters, checked by :func:`validate_parameters` and
+            kept in ``setup.params``.
+
+    Raises:
+        ConfigError: a parameter is invalid (named, with its valid values), or the device is unavailable.
+        DataError / DataNotFoundError: the data cannot be read.
+    """
+    validate_parameters({**params, "data_root": data_root, "device": device, "output_dir": os.fspath(output_dir),
+                         "seed": seed, "download": download, "profile": profile})
+    torch_device = resolve_device(device)
+    out = ensure_writable_dir(output_dir)
+    data = load_cifar10(data_root, download=download, progress=True) if load_data else None
+    setup = NotebookSetup(device=torch_device, profile=resolve_profile(profile, torch_device.type), output_dir=out,
+                          data=data, seed=seed, data_root=data_root, params=dict(params))
+    print(setup.describe())
+    return setup
+
+
+def notebook_config(setup: NotebookSetup, **params: Any) -> TrainConfig:
+    """The training config of a notebook: the profile's values, then every parameter that is not
+    None, with the setup's device, seed, data root and output folder, and ``loader`` resolved by
+    :func:`resolve_loader`.
+
+    Raises:
+        ConfigError: an invalid parameter (named, with its valid range).
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    common = {"device": str(setup.device), "seed": setup.seed, "data_root": setup.data_root,
+              "output_dir": str(setup.output_dir), "loader": resolve_loader(params.get("loader"), setup.device)}
+    return TrainConfig(**{**setup.profile.overrides, **common, **given})
+
+
+def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = None, recipe: str = "onecycle_adam",
+                    max_lr: float | None = None, min_lr: float | None = None,
+                    lr_path: str | os.PathLike | None = None, **params: Any) -> tuple[TrainConfig, str]:
+    """Notebook 04's training config, and where its LRMAX and LRMIN came from.
+
+    LRMAX and LRMIN: ``max_lr`` if given (and ``min_lr``, None meaning max_lr / 10); else, for the
+    ``onecycle_adam`` recipe, notebook 03's ``lr_range_test.json`` (its test uses Adam, so its
+    suggestion fits that recipe only; read with :func:`cifarhelpers.handoffs.load_lr_range_test`,
+    its rule's suggestion as in ``cifar-train --max-lr find``); other recipes take their default LR.
+    A notebook opened on its own, without notebook 03's file in its output folder, falls back to
+    the recipe's default with a warning.
+
+    Args:
+        setup: the notebook's setup (device, profile, seed, data root, output folder).
+        resume: a run folder to continue from its last checkpoint: its saved config is used, with
+            this notebook's device and data root; the other training parameters are not used.
+        recipe, max_lr, min_lr: as above.
+        lr_path: notebook 03's file; None: the one in the output folder.
+        **params: the other :class:`TrainConfig` fields (None: the profile's value), as
+            :func:`notebook_config`.
+
+    Returns:
+        ``(config, lr_source)``.
+
+    Raises:
+        ConfigError: an invalid parameter, or notebook 03's file is malformed, or ``lr_path`` names
+            a file that does not exist.
+        CheckpointError: ``resume`` holds no readable, safe checkpoint.
+    """
+    if resume:
+        cfg = resume_config(resume, device=str(setup.device), data_root=setup.data_root)
+        return cfg, (f"the checkpoint in {resume} (resumed with its saved settings; this notebook's other "
+                     "training parameters are not used)")
+    if max_lr is not None:
+        source = "the max_lr parameter"
+    elif recipe != "onecycle_adam":
+        source = f"the {recipe} recipe's default"
+    elif lr_path is None and not (setup.output_dir / LR_JSON).is_file():
+        source = f"the {recipe} recipe's default, because notebook 03's {LR_JSON} is not in {setup.output_dir.name}/"
+        warnings.warn(f"no LR range test found ({LR_JSON} from notebook 03): training at the {recipe} recipe's "
+                      "default LR. Run notebook 03 first (same output_dir), or set max_lr.", stacklevel=2)
+    else:
+        found, file = load_lr_range_test(setup.output_dir, lr_path)
+        max_lr, min_lr = found.max_lr, min_lr if min_lr is not None else found.min_lr
+        source = f"notebook 03's LR range test ({found.rule} rule, {file.name})"
+    cfg = notebook_config(setup, recipe=recipe, max_lr=max_lr, min_lr=min_lr, **params)
+    return cfg, source
