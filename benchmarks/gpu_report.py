@@ -108,19 +108,22 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import cifarhelpers  # noqa: E402
-from cifarhelpers.config import TrainConfig  # noqa: E402
-from cifarhelpers.data import dataset_statistics, load_cifar10, resolve_root  # noqa: E402
+from cifarhelpers.config import TrainConfig, resolve_profile  # noqa: E402
+from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
 from cifarhelpers.devices import device_name, resolve_device  # noqa: E402
 from cifarhelpers.engine import train_one_epoch  # noqa: E402
 from cifarhelpers.errors import CifarHelpersError, DivergenceError  # noqa: E402
-from cifarhelpers.loaders import AlbumentationsLoader  # noqa: E402
+from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
+from cifarhelpers.handoffs import LR_JSON, TRAIN_JSON  # noqa: E402
+from cifarhelpers.loaders import AlbumentationsLoader, prepare_data  # noqa: E402
 from cifarhelpers.lr_range_test import run_lr_range_test  # noqa: E402
 from cifarhelpers.models import build_model  # noqa: E402
 from cifarhelpers.precision import select_precision  # noqa: E402
 from cifarhelpers.recipes import RECIPES, build_criterion, build_optimizer  # noqa: E402
 from cifarhelpers.reproducibility import seed_epoch, seed_everything  # noqa: E402
-from cifarhelpers.runs import atomic_write, read_json, write_json  # noqa: E402
-from cifarhelpers.train import fit, prepare_data  # noqa: E402
+from cifarhelpers.notebook_runner import NOTEBOOKS, run_notebooks  # noqa: E402
+from cifarhelpers.statistics import dataset_statistics  # noqa: E402
+from cifarhelpers.train import fit  # noqa: E402
 from cifarhelpers.transforms import train_transform  # noqa: E402
 
 # =========================================================================================
@@ -223,7 +226,7 @@ SMOKE = Settings(
     seeds=(0,), lr_grid=(1e-3, 1e-2), lr_test_iterations=17,
     albumentations_workers=0, resnet18_epochs=1, dilated_epochs=1,
     notebook_parameters={"profile": "short", "train_subset": 64, "test_subset": 50, "epochs": 1,
-                         "batch_size": 16, "num_iter": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
+                         "batch_size": 16, "lr_test_iterations": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
                          "num_mistakes": 8},
     profile_warmup_steps=1, probe_warmup_steps=1, probe_steps=1, loader_probe_batches=2,
     min_start_seconds=3.0, final_margin_seconds=3.0,
@@ -561,8 +564,8 @@ def part_template(name: str) -> dict:
         "main_job": {"runs": [], "compile_run": None, "summary": accuracy_summary([]),
                      "compile": {"steady_epoch_speedup": None, "wall_ratio_compiled_vs_eager": None,
                                  "warmup_seconds": None}},
-        "lr_sweep": {"range_test": None, "range_test_seconds": None, "suggested_lr": None, "grid": [],
-                     "order": [], "runs": [], "best": None},
+        "lr_sweep": {"range_test": None, "range_test_seconds": None, "suggested_lr": None, "suggestions": None,
+                     "grid": [], "order": [], "runs": [], "best": None},
         "albumentations_path": {"num_workers": None, "os_cpu_count": None, "usable_cpus": None, "probe": None,
                                 "run": None, "ratios": {"wall_ratio_vs_device_seed0": None,
                                                         "seconds_per_epoch_ratio_vs_device_seed0": None,
@@ -898,7 +901,16 @@ def usable_cpus() -> int:
 
 def probe_step_seconds(model_name: str, ctx: Context) -> float:
     """Seconds per training step of ``model_name`` at the main batch size on a synthetic batch
-    (forward, loss, backward, SGD step; channels-last; bf16 autocast on CUDA), after warm-up steps."""
+    (forward, loss, backward, SGD step; channels-last; the device's precision), after warm-up steps;
+    the probe's memory is released before returning."""
+    seconds = _probe_step_seconds(model_name, ctx)
+    gc.collect()  # the probe's model and batch are gone once it returned
+    if ctx.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return seconds
+
+
+def _probe_step_seconds(model_name: str, ctx: Context) -> float:
     s, device = ctx.settings, ctx.device
     torch.manual_seed(0)
     model = build_model(model_name).to(device, memory_format=torch.channels_last)
@@ -925,10 +937,6 @@ def probe_step_seconds(model_name: str, ctx: Context) -> float:
         step()
     sync(device)
     seconds = (time.perf_counter() - start) / s.probe_steps
-    del model, optimizer, x, y
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     print(f"[{ctx.current_part}] probe: {model_name} {seconds * 1000:.1f} ms per step at batch {s.batch_size}",
           flush=True)
     return seconds
@@ -1036,11 +1044,12 @@ def part_lr_sweep(ctx: Context, part: dict) -> None:
             result = run_lr_range_test(cfg, num_iter=s.lr_test_iterations, data=ctx.data, progress=False)
             sync(ctx.device)
             part["range_test_seconds"] = time.perf_counter() - start
-            part["range_test"] = {**result.to_dict(), "train_images": ctx.train_images(), "loader": cfg.loader,
-                                  "model": cfg.model}
-            part["suggested_lr"] = result.suggested_lr
-            print(f"[lr_sweep] range test: suggested LRMAX {result.suggested_lr:.3e} "
-                  f"({part['range_test_seconds']:.1f} s)", flush=True)
+            part["range_test"] = result.to_dict()  # every rule's suggestion, the rule used, the curve
+            part["suggested_lr"] = result.max_lr
+            part["suggestions"] = dict(result.suggestions)
+            print(f"[lr_sweep] range test: suggested LRMAX {result.max_lr:.3e} ({result.rule}; "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in result.suggestions.items())
+                  + f") ({part['range_test_seconds']:.1f} s)", flush=True)
         except KeyboardInterrupt:
             raise
         except Exception as err:
@@ -1076,6 +1085,10 @@ def part_lr_sweep(ctx: Context, part: dict) -> None:
         best = max(done, key=lambda r: r["test_accuracy_percent"])
         part["best"] = {"max_lr": best["max_lr"], "test_accuracy_percent": best["test_accuracy_percent"],
                         "of_runs": len(done)}
+        if part.get("suggestions"):  # which LR range test rule lands closest to the best LRMAX (log scale)
+            distance = {rule: abs(math.log10(lr / best["max_lr"])) for rule, lr in part["suggestions"].items()}
+            part["best"]["rule_distance_decades"] = distance
+            part["best"]["closest_rule"] = min(distance, key=distance.get)
     ctx.save()
 
 
@@ -1130,8 +1143,6 @@ def part_albumentations(ctx: Context, part: dict) -> None:
 
 def part_notebooks(ctx: Context, part: dict) -> None:
     """Notebooks 01-06 with papermill; the run folder is packed by :func:`pack_notebooks` at the end."""
-    from cifarhelpers.notebooks import LR_TEST_ITERATIONS, NOTEBOOK_SHORT_PROFILE, run_notebooks
-
     params = {**ctx.settings.notebook_parameters, "data_root": str(ctx.data_root), "device": str(ctx.device)}
     part["parameters"], part["notebooks_dir"] = params, str(ctx.notebooks_dir)
     if ctx.notebooks_dir is None or not (ctx.notebooks_dir / "01_dataset_statistics.ipynb").is_file():
@@ -1141,14 +1152,12 @@ def part_notebooks(ctx: Context, part: dict) -> None:
     cal = ctx.ensure_calibration()
     if cal is not None:
         s = ctx.settings
-        profile = "full" if params.get("profile") == "full" or (params.get("profile") in (None, "auto")
-                                                                 and ctx.device.type == "cuda") else "short"
-        base = {"batch_size": 512, "epochs": 24, "train_subset": len(ctx.data.y_train)} if profile == "full" \
-            else NOTEBOOK_SHORT_PROFILE
-        batch = params.get("batch_size") or base["batch_size"]
-        train_images = params.get("train_subset") or base["train_subset"]
-        epochs = params.get("epochs") or base["epochs"]
-        iters = params.get("num_iter") or LR_TEST_ITERATIONS[profile]
+        profile = resolve_profile(params.get("profile") or "auto", ctx.device.type)
+        base = TrainConfig(**profile.overrides)
+        batch = params.get("batch_size") or base.batch_size
+        train_images = params.get("train_subset") or base.train_subset or len(ctx.data.y_train)
+        epochs = params.get("epochs") or base.epochs
+        iters = params.get("lr_test_iterations") or base.lr_test_iterations
         step = cal.step_seconds * batch / s.batch_size  # step time taken as proportional to the batch
         lr_test = cal.fixed_seconds + s.lr_test_step_factor * iters * step
         run = cal.run_seconds(epochs, step_seconds=step, steps=train_images // batch)
@@ -1174,8 +1183,6 @@ def part_notebooks(ctx: Context, part: dict) -> None:
 
 
 def _read_notebook_outputs(run_dir: Path, part: dict) -> None:
-    from cifarhelpers.notebooks import LR_JSON, NOTEBOOKS, TRAIN_JSON
-
     train = run_dir / TRAIN_JSON
     if train.is_file():
         info = json.loads(train.read_text())
@@ -1186,7 +1193,8 @@ def _read_notebook_outputs(run_dir: Path, part: dict) -> None:
     lr = run_dir / LR_JSON
     if lr.is_file():
         content = json.loads(lr.read_text())
-        part["lr_suggestion"] = {"max_lr": content.get("max_lr"), "min_lr": content.get("min_lr")}
+        part["lr_suggestion"] = {"max_lr": content.get("max_lr"), "min_lr": content.get("min_lr"),
+                                 "rule": content.get("rule"), "suggestions": content.get("suggestions")}
     for name in NOTEBOOKS:
         path = run_dir / name
         if path.is_file():

@@ -134,7 +134,7 @@ def _wheel(folder: Path, name: str, version: str, requires=(), files=("{pkg}/__i
     with zipfile.ZipFile(path, "w") as zf:
         for f in files:
             zf.writestr(f.format(pkg=pkg), "")
-        meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
+        meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
         zf.writestr(f"{pkg}-{version}.dist-info/METADATA", "\n".join(meta) + "\n")
     return path
 

@@ -902,8 +902,8 @@ RUN_SH = r'''#!/usr/bin/env bash
 # Offline runner of a cifarhelpers bundle (written by tools/bundle.py; MANIFEST.json lists the contents).
 #
 #   bash run.sh gpu-report [args...]   python gpu_report.py --notebooks-dir <bundle>/notebooks args...
-#   bash run.sh train [args...]        python -m cifarhelpers.train args...
-#   bash run.sh notebooks [args...]    python -m cifarhelpers.notebooks run --notebooks-dir <bundle>/notebooks args...
+#   bash run.sh train [args...]        python -m cifarhelpers.cli args...
+#   bash run.sh notebooks [args...]    python -m cifarhelpers.notebook_runner run --notebooks-dir <bundle>/notebooks args...
 #   bash run.sh python [args...]       python args...   (e.g. run.sh python -c 'import cifarhelpers')
 #   bash run.sh check                  install, import check and kernel check only (no data, no job)
 #
@@ -1118,8 +1118,8 @@ case "$job" in
     c="$("$PYTHON" -c 'import json, sys; g = json.load(open(sys.argv[1]))["project"]["git"]; print((g["commit"] or "") + ("-dirty" if g["commit"] and g["dirty"] else ""))' "$here/MANIFEST.json")"
     if [ -n "$c" ]; then commit=(--commit "$c"); fi
     cmd=("$PYTHON" "$here/gpu_report.py" --notebooks-dir "$here/notebooks" ${commit[@]+"${commit[@]}"} "$@") ;;
-  train) cmd=("$PYTHON" -m cifarhelpers.train "$@") ;;
-  notebooks) cmd=("$PYTHON" -m cifarhelpers.notebooks run --notebooks-dir "$here/notebooks" "$@") ;;
+  train) cmd=("$PYTHON" -m cifarhelpers.cli "$@") ;;
+  notebooks) cmd=("$PYTHON" -m cifarhelpers.notebook_runner run --notebooks-dir "$here/notebooks" "$@") ;;
   python) cmd=("$PYTHON" "$@") ;;
 esac
 say "set-up took $SECONDS s; running: ${cmd[*]}"
