@@ -1,0 +1,47 @@
+"""Installing beside an existing torch keeps that torch (Colab's, conda's, a cluster module's):
+pyproject declares ranges, and pip keeps installed releases that satisfy them.
+
+The check builds a fresh virtualenv holding another torch 2.x with its matching torchvision (the
+CPU build of torch 2.13.0 and torchvision 0.28.0 that this project's machines keep on disk; skipped
+where they are absent) and asks pip, without installing, what ``pip install -e '.[notebooks]'``
+would install: neither torch nor torchvision may be among it. (Where torch is installed without
+torchvision, pip takes the newest torchvision, which pins the newest torch: install the torchvision
+that pairs with your torch first; README says so.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OTHER_TORCH = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+OTHER_VISION = Path("/opt/pypi-more/files/torchvision-0.28.0-cp311-cp311-manylinux_2_28_x86_64.whl")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (OTHER_TORCH.is_file() and OTHER_VISION.is_file()) or sys.version_info[:2] != (3, 11),
+                       reason="needs the torch 2.13.0 / torchvision 0.28.0 wheels on disk (this project's machines)"),
+]
+
+
+def test_pip_install_beside_another_torch_keeps_that_torch(tmp_path):
+    env = tmp_path / "env"
+    venv.EnvBuilder(with_pip=True).create(env)
+    pip = [str(env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--quiet", str(OTHER_TORCH)], check=True, timeout=600)
+    subprocess.run([*pip, "install", "--quiet", "--no-deps", str(OTHER_VISION)], check=True, timeout=600)
+    report = tmp_path / "report.json"
+    done = subprocess.run([*pip, "install", "--dry-run", "--quiet", "--report", str(report), "-e",
+                           f"{ROOT}[notebooks]"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wanted = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+              for item in json.loads(report.read_text())["install"]}
+    assert "cifarhelpers" in wanted and "albumentations" in wanted, "the dry run resolved the package"
+    assert "torch" not in wanted and "torchvision" not in wanted, f"pip would replace torch: {wanted}"
+    assert not any(name.startswith("nvidia-") for name in wanted), "no CUDA libraries either"
