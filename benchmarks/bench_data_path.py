@@ -40,6 +40,7 @@ from cifarhelpers.device_loader import DeviceLoader
 from cifarhelpers.devices import device_name, resolve_device
 from cifarhelpers.files import write_json
 from cifarhelpers.loaders import AlbumentationsLoader
+from cifarhelpers.engine import backward_and_step
 from cifarhelpers.models import build_model
 from cifarhelpers.precision import select_precision
 from cifarhelpers.recipes import build_criterion, build_optimizer
@@ -103,14 +104,7 @@ def training_throughput(loader, device: torch.device, *, steps: int, warmup: int
         y = y.to(device, non_blocking=True)
         with precision.autocast():
             loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        backward_and_step(loss, optimizer, scaler)
         schedule.after_batch()
         return len(y)
 

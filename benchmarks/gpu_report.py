@@ -111,7 +111,7 @@ import cifarhelpers  # noqa: E402
 from cifarhelpers.config import TrainConfig, resolve_profile  # noqa: E402
 from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
 from cifarhelpers.devices import device_name, resolve_device  # noqa: E402
-from cifarhelpers.engine import train_one_epoch  # noqa: E402
+from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
 from cifarhelpers.errors import CifarHelpersError, DivergenceError  # noqa: E402
 from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
 from cifarhelpers.handoffs import LR_JSON, TRAIN_JSON  # noqa: E402
@@ -927,7 +927,7 @@ def _probe_step_seconds(model_name: str, ctx: Context) -> float:
     def step():
         with precision.autocast():
             loss = criterion(model(x), y)
-        train_step(loss, optimizer, scaler)
+        backward_and_step(loss, optimizer, scaler)
 
     for _ in range(s.probe_warmup_steps):
         step()
@@ -940,18 +940,6 @@ def _probe_step_seconds(model_name: str, ctx: Context) -> float:
     print(f"[{ctx.current_part}] probe: {model_name} {seconds * 1000:.1f} ms per step at batch {s.batch_size}",
           flush=True)
     return seconds
-
-
-def train_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
-    """Backward and optimizer step, through the GradScaler when there is one (fp16)."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
 
 
 def probe_loader(cfg: TrainConfig, ctx: Context) -> dict:
@@ -1362,7 +1350,7 @@ def part_profile(ctx: Context, part: dict) -> None:
             break
         with precision.autocast():
             loss = criterion(model(x), y)
-        train_step(loss, optimizer, scaler)
+        backward_and_step(loss, optimizer, scaler)
         schedule.after_batch()
         warm += 1
     loader.set_epoch(seed_epoch(cfg.seed, 1))

@@ -56,6 +56,21 @@ def _to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device,
     return images, labels.to(device, non_blocking=True)
 
 
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                      scaler: torch.amp.GradScaler | None = None) -> None:
+    """Zero the gradients, backpropagate ``loss`` and step ``optimizer``; with a GradScaler (fp16)
+    the loss is scaled first, the step skipped when the scaled gradients hold inf or NaN, and the
+    scale updated."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -114,14 +129,7 @@ def train_one_epoch(
         with precision.autocast():
             logits = model(images)
             loss = criterion(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)  # skipped when the scaled gradients hold inf or NaN
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        backward_and_step(loss, optimizer, scaler)
         schedule.after_batch()
         with torch.no_grad():
             loss = loss.detach().float()
