@@ -23,13 +23,18 @@ Training
     device and the seeds.
 
 Understanding
-  * ``analysis``: predictions, mistakes, confusion matrix, per-class metrics, GradCAM; ``plots``: figures.
+  * ``analysis``: predictions and losses, top losses, most confused pairs, confusion matrices, the
+    classification report (after fastai's ClassificationInterpretation); ``gradcam``: GradCAM for the
+    true and predicted class, and its faithfulness per layer (ROAD); ``evaluation``: ``evaluate_run``
+    and ``cifar-eval`` (test accuracy, per class, horizontal-flip TTA, ``eval.json``).
+  * ``plots``: figures of data and training; ``analysis_plots``: figures of predictions and GradCAM.
   * ``summary``, ``receptive_field``, ``model_state``: torchsummary tables, receptive-field tables,
     restoring a model's modes and gradients after a look at it.
 
 Notebooks
   * ``notebook_setup``: what each notebook calls first; ``handoffs``: the files the notebooks hand
-    to each other (the table is in its docstring); ``notebook_runner``: ``cifar-notebooks``, papermill.
+    to each other (the table is in its docstring); ``notebook_runner``: ``cifar-notebooks``, papermill;
+    ``colab``: the Colab badge and install cell from pyproject's ``[project.urls]``, outputs on Drive.
 
 The notebooks in ``notebooks/`` call these; see README.md.
 """

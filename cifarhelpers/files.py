@@ -169,6 +169,23 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise ConfigError(f"{what} {str(path)!r} is not valid JSON ({err}): write it again") from err
 
 
+def display_path(path: str | os.PathLike, start: str | os.PathLike | None = None) -> str:
+    """``path`` as messages and notebook outputs show it, without the machine's folder layout where
+    possible: relative to ``start`` (default: the current folder) when it lies inside ``start`` or
+    its parent (e.g. ``../runs/notebooks`` seen from ``notebooks/``), else with the home folder
+    written ``~``, else absolute. Symbolic links are not resolved."""
+    target = Path(os.path.abspath(os.fspath(path)))
+    base = Path(os.path.abspath(os.fspath(start) if start is not None else os.getcwd()))
+    for root, prefix in ((base, ""), (base.parent, "..")):
+        if target == root or root in target.parents:
+            relative = target.relative_to(root).as_posix()
+            return "/".join(p for p in (prefix, relative) if p and p != ".") or "."
+    home = Path(os.path.expanduser("~"))
+    if home != Path("/") and home in target.parents:
+        return "~/" + target.relative_to(home).as_posix()
+    return target.as_posix()
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save a matplotlib Figure as PNG, atomically."""
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))

@@ -8,7 +8,8 @@ file                       written  read by  content
 ``lr_range_test.json``       03     04       the LR range test's curve and settings, LRMAX (the
                                              suggestion) and LRMIN = LRMAX / 10
 ``train_run.json``           04     05       the run folder holding ``model.pt`` and ``metrics.json``
-``analysis.json``            05     (you)    accuracy, confusion matrix, per-class metrics
+``analysis.json``            05     (you)    accuracy, confusion matrices, most confused pairs,
+                                             per-class metrics, GradCAM layer and its measurement
 ``model_zoo.json``           06     (you)    parameters and receptive field of every model
 =========================  =======  =======  ====================================================
 
@@ -27,8 +28,8 @@ import torch
 
 from .checkpoint import load_run_model
 from .data import CIFAR10Data
-from .errors import ConfigError
-from .files import read_json, write_json
+from .errors import CheckpointError, ConfigError
+from .files import display_path, read_json, write_json
 from .lr_range_test import LRRangeTestResult
 from .statistics import ChannelStats, class_counts, dataset_statistics
 
@@ -147,16 +148,28 @@ def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
             overrides ``output_dir``.
 
     Raises:
-        ConfigError: ``train_run.json`` is missing or malformed (the message names notebook 04).
-        CheckpointError: the run folder lacks ``metrics.json`` or ``model.pt``, or they do not fit.
+        ConfigError: there is no trained model to read: ``train_run.json`` is missing (the message says
+            to run notebook 04 first, with the same output_dir, or to point ``train_path`` at a run
+            folder) or malformed.
+        CheckpointError: the run folder lacks ``metrics.json`` or ``model.pt`` (notebook 04 did not
+            finish: the message says to run or resume it), or they do not fit.
     """
     if path and Path(path).is_dir():
         run_dir = Path(path)
     else:
+        file = Path(path) if path else Path(output_dir) / TRAIN_JSON
+        if not file.is_file():
+            raise ConfigError(f"no trained model yet: {display_path(file)} (written by notebook 04) does not exist. Run "
+                              "notebook 04 first with the same output_dir (it trains the model this notebook "
+                              "reads), or set train_path to a finished run folder (e.g. one cifar-train wrote).")
         content, file = _read(output_dir, TRAIN_JSON, path, "04")
         if not isinstance(content, dict) or "run_dir" not in content:
             raise ConfigError(f"{file} names no run folder (run_dir): run notebook 04 again")
         run_dir = Path(content["run_dir"])
+    if (run_dir / "metrics.json").is_file() and not (run_dir / "model.pt").is_file():
+        raise CheckpointError(f"run folder {display_path(run_dir)} has no model.pt: its training did not finish. Run "
+                              f"notebook 04 to the end (or continue it there with resume={str(run_dir)!r}) before "
+                              "this notebook.")
     model, metrics = load_run_model(run_dir, device)
     return model, metrics, run_dir
 

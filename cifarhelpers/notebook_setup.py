@@ -4,12 +4,16 @@ and data, then the training config of notebooks 03 and 04.
 Each notebook's first code cell after its ``parameters`` cell is::
 
     setup = start_notebook(data_root=data_root, device=device, profile=profile, seed=seed,
-                           output_dir=output_dir, num_iter=num_iter, ...)   # its own parameters too
+                           output_dir=output_dir, start_lr=start_lr, ...)   # its own parameters too
     cfg = notebook_config(setup, model=model, batch_size=batch_size, ...)    # 03 and 04
 
 A bad parameter stops the notebook at once with a message naming it and its valid range; the
 setup prints one line naming the device, profile and data copy, so an executed notebook says what
-produced its outputs. The files the notebooks hand to each other are in :mod:`cifarhelpers.handoffs`;
+produced its outputs. Paths in that line (and in the notebooks' "written ..." lines) are shown with
+:func:`cifarhelpers.files.display_path`: relative to the notebook's folder, not the machine's layout.
+
+On Google Colab (:mod:`cifarhelpers.colab`), ``download=None`` (the notebooks' default) means True,
+and a relative ``output_dir`` goes to Google Drive when it is mounted (else the setup says how). The files the notebooks hand to each other are in :mod:`cifarhelpers.handoffs`;
 the headless runner is :mod:`cifarhelpers.notebook_runner`.
 """
 
@@ -29,6 +33,7 @@ from .config import (
     PROFILE_CHOICES,
     Profile,
     TrainConfig,
+    check_boolean,
     check_choice,
     check_integer,
     check_real,
@@ -38,7 +43,8 @@ from .config import (
 from .data import CIFAR10Data, load_cifar10
 from .devices import device_name, resolve_device
 from .errors import ConfigError
-from .files import ensure_writable_dir
+from .colab import colab_output_dir, on_colab
+from .files import display_path, ensure_writable_dir
 from .handoffs import LR_JSON, load_lr_range_test
 from .runs import resume_config
 
@@ -66,14 +72,16 @@ class NotebookSetup:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """One line: device, profile, data copy (layout, root, hash) and output folder."""
+        """One line: device, profile, data copy (layout, folder name, hash) and output folder (as
+        :func:`~cifarhelpers.files.display_path` shows it: no machine-specific absolute path where
+        the folder lies beside the notebook)."""
         if self.data is None:
             data = "no data needed"
         else:
             src = self.data.source
-            data = f"{src.layout} copy at {src.root} (sha256 {src.sha256[:12]}...)"
+            data = f"{src.layout} copy {Path(src.root).name!r} (sha256 {src.sha256[:12]}...)"
         return (f"device: {device_name(self.device)} | profile: {self.profile.name} | data: {data} | "
-                f"output: {self.output_dir}")
+                f"output: {display_path(self.output_dir)}")
 
 
 def _lr_range(params: dict[str, Any]) -> None:
@@ -91,6 +99,11 @@ PARAMETER_CHECKS = {
     "num_images": lambda v: check_integer("num_images", v, minimum=1),
     "draws": lambda v: check_integer("draws", v, minimum=1),
     "num_mistakes": lambda v: check_integer("num_mistakes", v, minimum=1),
+    "num_gradcam": lambda v: check_integer("num_gradcam", v, minimum=1),
+    "num_correct": lambda v: check_integer("num_correct", v, minimum=0),
+    "min_confused": lambda v: check_integer("min_confused", v, minimum=1),
+    "layer_images": lambda v: check_integer("layer_images", v, minimum=0),
+    "tta": lambda v: check_boolean("tta", v),
     "eval_batch_size": lambda v: check_integer("eval_batch_size", v, minimum=1),
     "gradcam_layer": lambda v: check_text("gradcam_layer", v, optional=True),
     "models": lambda v: check_text("models", v, optional=True),
@@ -129,7 +142,7 @@ def resolve_loader(loader: str | None, device: torch.device) -> str:
 
 
 def start_notebook(*, data_root: str | None = None, device: str = "auto", profile: str = "auto",
-                   output_dir: str | os.PathLike, seed: int = 0, download: bool = False, load_data: bool = True,
+                   output_dir: str | os.PathLike, seed: int = 0, download: bool | None = None, load_data: bool = True,
                    **params: Any) -> NotebookSetup:
     """Validate the parameters, resolve device and profile, create the output folder, load data.
 
@@ -140,9 +153,12 @@ def start_notebook(*, data_root: str | None = None, device: str = "auto", profil
         data_root: CIFAR-10 folder; None: ``$CIFAR10_ROOT``, else ``./data``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         profile: ``"auto"`` (full on CUDA, short elsewhere), ``"full"`` or ``"short"``.
-        output_dir: the notebook's output folder (created).
+        output_dir: the notebook's output folder (created). On Colab a relative one goes to Google
+            Drive when mounted, else to the VM's disk with a note on mounting Drive
+            (:func:`cifarhelpers.colab.colab_output_dir`).
         seed: seed of the notebook's random draws, >= 0.
-        download: download torchvision's copy into ``data_root`` when none is found.
+        download: download torchvision's copy into ``data_root`` when none is found; None: True on
+            Colab (a fresh VM has no copy), False elsewhere.
         load_data: False for a notebook that needs no data (06).
         **params: the notebook's other parameters, checked by :func:`validate_parameters` and
             kept in ``setup.params``.
@@ -154,6 +170,12 @@ def start_notebook(*, data_root: str | None = None, device: str = "auto", profil
     validate_parameters({**params, "data_root": data_root, "device": device, "output_dir": os.fspath(output_dir),
                          "seed": seed, "download": download, "profile": profile})
     torch_device = resolve_device(device)
+    colab = on_colab()
+    download = colab if download is None else download
+    if colab:
+        output_dir, note = colab_output_dir(output_dir)
+        if note:
+            print(note)
     out = ensure_writable_dir(output_dir)
     data = load_cifar10(data_root, download=download, progress=True) if load_data else None
     setup = NotebookSetup(device=torch_device, profile=resolve_profile(profile, torch_device.type), output_dir=out,

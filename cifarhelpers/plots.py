@@ -1,6 +1,8 @@
 """Figures. Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so it
 works under any backend, leaks no global state, shows inline when it is a notebook cell's value
 (or through ``IPython.display.display``) and is saved with :func:`cifarhelpers.files.save_figure`.
+The figures of a trained model's predictions (confusion matrices, GradCAM) are in
+:mod:`cifarhelpers.analysis_plots`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .files import save_figure
+from .receptive_field import receptive_field_growth
 
 if TYPE_CHECKING:
     from .lr_range_test import LRRangeTestResult
@@ -35,9 +38,7 @@ def plot_curves(history: Sequence[dict], title: str | None = None) -> Figure:
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax_acc.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-", color=TRAIN_COLOR, label="train")
     ax_acc.plot(epochs, [100 * h["test_accuracy"] for h in history], "o-", color=TEST_COLOR, label="test")
-    best = max(history, key=lambda h: h["test_accuracy"])
-    ax_acc.annotate(f"{100 * best['test_accuracy']:.2f}%", (best["epoch"], 100 * best["test_accuracy"]),
-                    textcoords="offset points", xytext=(0, 8), ha="center", color=TEST_COLOR)
+    _label_best(ax_acc, history, epochs)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -46,6 +47,22 @@ def plot_curves(history: Sequence[dict], title: str | None = None) -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _label_best(ax, history: Sequence[dict], epochs: Sequence[int]) -> None:
+    """Write the best test accuracy beside its point, inside the axes: headroom above the highest
+    point, and the text aligned away from the left or right edge when the best epoch is first or last."""
+    best = max(history, key=lambda h: h["test_accuracy"])
+    values = [100 * h[key] for h in history for key in ("train_accuracy", "test_accuracy")]
+    low, high = min(values), max(values)
+    span = max(high - low, 1.0)
+    ax.set_ylim(low - 0.08 * span, high + 0.2 * span)
+    if len(epochs) > 1:
+        ax.set_xlim(min(epochs) - 0.25, max(epochs) + 0.25)
+    ha = "right" if best["epoch"] == max(epochs) and len(epochs) > 1 else (
+        "left" if best["epoch"] == min(epochs) and len(epochs) > 1 else "center")
+    ax.annotate(f"{100 * best['test_accuracy']:.2f}%", (best["epoch"], 100 * best["test_accuracy"]),
+                textcoords="offset points", xytext=(0, 7), ha=ha, va="bottom", color=TEST_COLOR)
 
 
 def plot_lr_schedule(lrs: Sequence[float], steps_per_epoch: int, title: str = "LR schedule") -> Figure:
@@ -192,9 +209,9 @@ def plot_class_balance(train_counts: Sequence[int], test_counts: Sequence[int], 
     ax = fig.subplots()
     sns.barplot(frame, x="class", y="images", hue="split", ax=ax, palette=[TRAIN_COLOR, TEST_COLOR])
     for container in ax.containers:
-        ax.bar_label(container, fontsize=7)
-    ax.set(title="Images per class", xlabel="", ylabel="images", ylim=(0, 1.2 * max(max(train_counts), 1)))
-    ax.legend(title="split", ncols=2, loc="upper right")
+        ax.bar_label(container, fmt="{:,.0f}", fontsize=7)
+    ax.set(title="Images per class", xlabel="", ylabel="images", ylim=(0, 1.12 * max(max(train_counts), 1)))
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), title="split", frameon=False)  # beside the bars
     ax.tick_params(axis="x", rotation=30)
     return fig
 
@@ -207,7 +224,7 @@ def plot_channel_histograms(images: np.ndarray, title: str = "Pixel intensity pe
         counts = np.bincount(np.asarray(images)[..., c].ravel(), minlength=256)
         ax.plot(np.arange(256), counts / counts.sum(), color=color, label=name)
     ax.set(xlabel="pixel value (0-255)", ylabel="fraction of pixels", title=title, xlim=(0, 255))
-    ax.legend()
+    ax.legend(loc="upper center", ncols=3)  # the spikes at 0 and 255 stay visible at the sides
     ax.grid(alpha=0.3)
     return fig
 
@@ -228,75 +245,13 @@ def plot_augmentation_preview(columns: dict[str, np.ndarray], title: str | None 
     return fig
 
 
-def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], normalize: bool = False) -> Figure:
-    """Confusion matrix heat map (seaborn): rows true class, columns predicted class.
-
-    Args:
-        matrix: (C, C) counts.
-        normalize: show each row as fractions of its true class (the diagonal is per-class recall).
-    """
-    import seaborn as sns
-
-    values = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
-    fig = Figure(figsize=(8, 6.5), layout="constrained")
-    ax = fig.subplots()
-    sns.heatmap(values, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", xticklabels=classes,
-                yticklabels=classes, ax=ax, cbar_kws={"label": "fraction of true class" if normalize else "images"})
-    ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"Confusion matrix ({int(matrix.sum()):,} test images)")
-    ax.tick_params(axis="x", rotation=45)
-    return fig
-
-
-def plot_per_class_metrics(rows: Sequence[dict]) -> Figure:
-    """Accuracy, precision and recall per class (rows from ``analysis.per_class_metrics``), in percent."""
-    classes = [r["class"] for r in rows]
-    x = np.arange(len(classes))
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    ax = fig.subplots()
-    for k, (key, color) in enumerate((("accuracy", TRAIN_COLOR), ("precision", "#2ca02c"), ("recall", TEST_COLOR))):
-        if key == "recall":  # recall equals per-class accuracy; drawn once
-            continue
-        ax.bar(x + (k - 0.5) * 0.38, [100 * r[key] for r in rows], width=0.38, color=color,
-               label=key if key != "accuracy" else "accuracy (= recall)")
-    ax.set_xticks(x, classes, rotation=30)
-    ax.set(ylabel="percent", ylim=(0, 105), title="Per-class test metrics")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3, axis="y")
-    return fig
-
-
-def plot_gradcam_grid(images: np.ndarray, overlays: np.ndarray, titles: Sequence[str] | None = None,
-                      pairs_per_row: int = 4, title: str | None = None) -> Figure:
-    """Each image beside its GradCAM overlay, ``pairs_per_row`` pairs per row.
-
-    Args:
-        images: (N, H, W, 3) uint8 or float in [0, 1].
-        overlays: (N, H, W, 3) uint8, e.g. from :func:`cifarhelpers.analysis.overlay_cams`.
-        titles: N captions, shown above each image (its overlay is captioned "GradCAM").
-        pairs_per_row: image + overlay pairs per row, >= 1.
-
-    Raises:
-        ValueError: ``images`` and ``overlays`` differ in number.
-    """
-    if len(images) != len(overlays):
-        raise ValueError(f"{len(images)} images but {len(overlays)} overlays: give one overlay per image")
-    as_float = [np.asarray(a, np.float32) / 255.0 if np.asarray(a).dtype == np.uint8 else np.asarray(a, np.float32)
-                for a in (images, overlays)]
-    interleaved = np.stack([x for pair in zip(*as_float) for x in pair]) if len(images) else np.zeros((0, 1, 1, 3))
-    captions = None
-    if titles is not None:
-        captions = [c for t in titles for c in (t, "GradCAM")]
-    return plot_image_grid(interleaved, captions, ncols=2 * pairs_per_row, title=title, scale=1.5)
-
-
 def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> Figure:
     """Receptive field along each model's layers, one line per model.
 
-    Point ``i`` is the largest receptive field (pixels) reached by the ``i``-th convolution or
-    pooling layer in forward order: a projection shortcut, a parallel branch with a smaller field,
-    does not lower it. Global pooling (which trivially sees everything) is left out, as in
-    :func:`cifarhelpers.receptive_field.output_receptive_field`.
+    Point ``i`` is :func:`cifarhelpers.receptive_field.receptive_field_growth`'s entry ``i``: the
+    largest receptive field (pixels) reached by the ``i``-th convolution or pooling layer in forward
+    order, up to the feature map entering global pooling; the legend's number is its last value,
+    :func:`~cifarhelpers.receptive_field.output_receptive_field`, as in the notebook's table.
 
     Args:
         tables: model name -> rows of :func:`cifarhelpers.receptive_field.receptive_field_table`.
@@ -305,11 +260,11 @@ def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> 
     fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
     for name, rows in tables.items():
-        fields = np.maximum.accumulate([r.rf_out for r in rows if r.op != "global pool"])
+        fields = receptive_field_growth(rows)
         ax.plot(np.arange(1, len(fields) + 1), fields, "o-", markersize=3, label=f"{name} ({fields[-1]} px)")
     ax.axhline(image_size, color="#7f7f7f", linestyle="--", label=f"image side ({image_size} px)")
     ax.set(xlabel="convolution / pooling layer (forward order)", ylabel="receptive field (pixels)",
-           title="Receptive field growth")
+           title="Receptive field growth, up to global pooling")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend()

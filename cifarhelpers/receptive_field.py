@@ -165,12 +165,43 @@ def receptive_field_table(model: nn.Module, input_size: int = 32, in_channels: i
     return tracker.rows
 
 
+def receptive_field_growth(rows: list[RFRow]) -> list[int]:
+    """The receptive field (pixels) after each convolution or pooling layer, in forward order, up to
+    the feature map that enters global pooling: the one source of the number shown in tables, plots
+    and README.
+
+    Entry ``i`` is the largest receptive field reached by row ``i`` or any row before it, so a
+    parallel branch with a smaller field (a projection shortcut) does not lower the curve. Rows
+    from the first global pool on are left out: global pooling trivially sees the whole image, and
+    a head after it (DilatedNet's 1x1 convolution) would otherwise report the pool's field (91 px
+    for DilatedNet instead of the 67 px its last convolution sees).
+
+    Args:
+        rows: :func:`receptive_field_table` of a model.
+
+    Returns:
+        One int per row before the first global pool (all rows when there is none); empty for no rows.
+    """
+    fields: list[int] = []
+    for row in rows:
+        if row.op == "global pool":
+            break
+        fields.append(max(row.rf_out, fields[-1]) if fields else row.rf_out)
+    return fields
+
+
 def output_receptive_field(model: nn.Module, input_size: int = 32) -> int:
     """Receptive field (pixels) of the feature map that enters global pooling (or of the last layer
-    when there is none): global pooling trivially sees everything, so it is not counted."""
-    rows = receptive_field_table(model, input_size)
-    pooled = next((r for r in rows if r.op == "global pool"), None)
-    return pooled.rf_in if pooled is not None else rows[-1].rf_out
+    when there is none): the last value of :func:`receptive_field_growth`.
+
+    Raises:
+        ValueError: the model has no convolution or pooling layer before global pooling.
+    """
+    growth = receptive_field_growth(receptive_field_table(model, input_size))
+    if not growth:
+        raise ValueError(f"{type(model).__name__} has no convolution or pooling layer before global pooling: "
+                         "it has no receptive field to report")
+    return growth[-1]
 
 
 def format_receptive_field_table(rows: list[RFRow]) -> str:

@@ -88,15 +88,17 @@ def _cutout8(mean: Stats) -> list:
     return [*pad_crop(), A.HorizontalFlip(p=0.5), cutout(mean, CUTOUT_SIZE, p=1.0)]
 
 
+def shift_scale_rotate(mean: Stats, p: float = 0.5) -> A.Affine:
+    """Shift up to 6.25% of the side, scale 0.9-1.1, rotate up to 15 degrees, the uncovered corners
+    filled with the mean colour (uint8 input), with probability ``p``. ``Affine`` replaces
+    albumentations 1.x's ``ShiftScaleRotate(shift 0.0625, scale 0.1, rotate 15)``."""
+    return A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-15, 15),
+                    border_mode=cv2.BORDER_CONSTANT, fill=mean_fill(mean), p=p)
+
+
 def _affine_cutout16(mean: Stats) -> list:
     # The DilatedNet variant's set: flip, shift-scale-rotate, one 16x16 hole (each with p=0.5).
-    # Affine replaces albumentations 1.x's ShiftScaleRotate(shift 0.0625, scale 0.1, rotate 15).
-    return [
-        A.HorizontalFlip(p=0.5),
-        A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-15, 15),
-                 border_mode=cv2.BORDER_CONSTANT, fill=mean_fill(mean), p=0.5),
-        cutout(mean, 16, p=0.5),
-    ]
+    return [A.HorizontalFlip(p=0.5), shift_scale_rotate(mean, p=0.5), cutout(mean, 16, p=0.5)]
 
 
 #: Named augmentation sets: name -> builder(mean) giving the uint8 steps before normalization.
@@ -142,46 +144,65 @@ def test_transform(mean: Stats, std: Stats) -> A.Compose:
     return A.Compose(_normalize(mean, std), strict=True)
 
 
-def preview_pipelines(mean: Stats, std: Stats, seed: int | None = None) -> dict[str, A.Compose]:
-    """Each step of the main job's train pipeline alone, then the whole pipeline, for previews.
+def _preview_steps(mean: Stats, transform_set: str) -> dict[str, list]:
+    """Each step of a transform set alone, forced on (p=1) so a preview shows it."""
+    if transform_set == "affine_cutout16":
+        return {"horizontal flip": [A.HorizontalFlip(p=1.0)],
+                "shift, scale, rotate": [shift_scale_rotate(mean, p=1.0)],
+                "cutout 16x16": [cutout(mean, 16, p=1.0)]}
+    augmentation_steps(mean, transform_set)  # an unknown name raises ConfigError here
+    return {"pad 4 + random crop 32": pad_crop(), "horizontal flip": [A.HorizontalFlip(p=1.0)],
+            f"cutout {CUTOUT_SIZE}x{CUTOUT_SIZE}": [cutout(mean)]}
 
-    The single steps map uint8 (32, 32, 3) to uint8 (flip and cutout always applied, so a preview
-    shows them); ``"whole train pipeline"`` ends normalized, as a (3, 32, 32) float32 tensor
+
+def preview_pipelines(mean: Stats, std: Stats, seed: int | None = None,
+                      transform_set: str = "cutout8") -> dict[str, A.Compose]:
+    """Each step of a transform set's train pipeline alone, then the whole pipeline, for previews.
+
+    The single steps map uint8 (32, 32, 3) to uint8 and are always applied (even those the
+    pipeline applies with probability 0.5), so a preview shows them; ``"whole train pipeline"``
+    is the pipeline as training runs it and ends normalized, as a (3, 32, 32) float32 tensor
     (un-normalize it with :func:`denormalize` for display).
+
+    Raises:
+        ConfigError: unknown ``transform_set``.
     """
-    return {
-        "pad 4 + random crop 32": A.Compose(pad_crop(), strict=True, seed=seed),
-        "horizontal flip": A.Compose([A.HorizontalFlip(p=1.0)], strict=True, seed=seed),
-        f"cutout {CUTOUT_SIZE}x{CUTOUT_SIZE}": A.Compose([cutout(mean)], strict=True, seed=seed),
-        "whole train pipeline": train_transform(mean, std, seed=seed),
-    }
+    steps = {name: A.Compose(step, strict=True, seed=seed) for name, step in _preview_steps(mean, transform_set).items()}
+    return {**steps, "whole train pipeline": train_transform(mean, std, transform_set, seed=seed)}
 
 
-def augmentation_preview(images: np.ndarray, mean: Stats, std: Stats, seed: int = 0) -> dict[str, np.ndarray]:
-    """Each image before and after every step of the main job's train pipeline, for display.
+def augmentation_preview(images: np.ndarray, mean: Stats, std: Stats, seed: int = 0,
+                         transform_set: str = "cutout8") -> dict[str, np.ndarray]:
+    """Each image before and after every step of a transform set's train pipeline, for display.
 
     Args:
         images: (N, 32, 32, 3) uint8.
         mean, std: statistics on the [0, 1] scale.
         seed: seed of the random steps.
+        transform_set: a key of :data:`TRANSFORM_SETS` (``"cutout8"``, the main job's, by default).
 
     Returns:
-        ``{"original": ..., "pad 4 + random crop 32": ..., "horizontal flip": ..., "cutout 8x8": ...,
-        "whole train pipeline": ...}``, each (N, 32, 32, 3): uint8 for the single steps, float in
-        [0, 1] (un-normalized) for the whole pipeline.
+        ``{"original": ..., <each step>: ..., "whole train pipeline": ...}``, each (N, 32, 32, 3):
+        uint8 for the single steps, float in [0, 1] (un-normalized) for the whole pipeline. The steps
+        of ``"cutout8"``: ``"pad 4 + random crop 32"``, ``"horizontal flip"``, ``"cutout 8x8"``; of
+        ``"affine_cutout16"``: ``"horizontal flip"``, ``"shift, scale, rotate"``, ``"cutout 16x16"``.
+
+    Raises:
+        ConfigError: unknown ``transform_set``.
     """
     columns: dict[str, np.ndarray] = {"original": np.asarray(images)}
-    for name, pipeline in preview_pipelines(mean, std, seed).items():
+    for name, pipeline in preview_pipelines(mean, std, seed, transform_set).items():
         outputs = [pipeline(image=image)["image"] for image in images]
         columns[name] = denormalize(torch.stack(outputs), mean, std) if isinstance(outputs[0], torch.Tensor) \
             else np.stack(outputs)
     return columns
 
 
-def augmentation_draws(image: np.ndarray, mean: Stats, std: Stats, draws: int = 8, seed: int = 0) -> np.ndarray:
-    """``draws`` passes of one (32, 32, 3) uint8 image through the train pipeline, un-normalized:
-    (draws, 32, 32, 3) float in [0, 1]."""
-    pipeline = train_transform(mean, std, seed=seed)
+def augmentation_draws(image: np.ndarray, mean: Stats, std: Stats, draws: int = 8, seed: int = 0,
+                       transform_set: str = "cutout8") -> np.ndarray:
+    """``draws`` passes of one (32, 32, 3) uint8 image through a transform set's train pipeline,
+    un-normalized: (draws, 32, 32, 3) float in [0, 1]."""
+    pipeline = train_transform(mean, std, transform_set, seed=seed)
     return denormalize(torch.stack([pipeline(image=image)["image"] for _ in range(draws)]), mean, std)
 
 

@@ -10,6 +10,7 @@ from cifarhelpers.models import MODEL_NAMES, ResNet18, build_model, count_parame
 from cifarhelpers.receptive_field import (
     format_receptive_field_table,
     output_receptive_field,
+    receptive_field_growth,
     receptive_field_table,
 )
 from cifarhelpers.summary import model_summary
@@ -110,6 +111,30 @@ def test_projection_shortcuts_are_parallel_branches_not_extra_layers():
 
 def test_dilated_net_sees_more_than_44_pixels():
     assert output_receptive_field(build_model("dilated_net")) == 67 > 44
+
+
+def test_the_growth_curve_stops_at_global_pooling_so_a_head_after_it_adds_nothing():
+    rows = receptive_field_table(build_model("dilated_net"))
+    assert [r.op for r in rows[-2:]] == ["global pool", "conv 1x1"], "DilatedNet: pool, then a 1x1 conv head"
+    growth = receptive_field_growth(rows)
+    assert len(growth) == len(rows) - 2 and growth[-1] == 67, "not 91, the pool's field that the head inherits"
+    assert growth == sorted(growth), "a running maximum"
+    # without global pooling: every layer counts
+    stack = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 1))
+    assert receptive_field_growth(receptive_field_table(stack)) == [3, 3]
+
+
+def test_the_receptive_field_plot_labels_each_model_with_the_tables_number():
+    from cifarhelpers.plots import plot_receptive_fields
+
+    zoo = {name: build_model(name) for name in MODEL_NAMES}
+    fig = plot_receptive_fields({name: receptive_field_table(model) for name, model in zoo.items()})
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    for name, model in zoo.items():
+        assert f"{name} ({output_receptive_field(model)} px)" in labels
+    assert "dilated_net (67 px)" in labels and not any("91 px" in label for label in labels)
+    line = next(line for line in fig.axes[0].get_lines() if line.get_label().startswith("dilated_net"))
+    assert max(line.get_ydata()) == 67, "the curve ends where the label says"
 
 
 def test_receptive_field_walk_changes_nothing_and_formats():

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from cifarhelpers.config import PROFILES
+from cifarhelpers.gradcam import DEFAULT_GRADCAM_LAYERS
 from cifarhelpers.errors import ConfigError
 from cifarhelpers.handoffs import (
     ANALYSIS_JSON,
@@ -38,6 +39,7 @@ from cifarhelpers.notebook_setup import NotebookSetup, notebook_config, resolve_
 TINY = {
     "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 500, "epochs": 1, "batch_size": 64,
     "lr_test_iterations": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
+    "num_gradcam": 4, "layer_images": 8,
 }
 PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
 PNG_MIN_BYTES = 5_000
@@ -91,7 +93,8 @@ def test_01_writes_the_statistics_the_transforms_use(chain, cifar, cifar_stats):
 
 @pytest.mark.data
 def test_02_writes_the_augmentation_previews(chain):
-    assert_pngs(chain, ["augmentation_steps.png", "augmentation_draws.png"])
+    assert_pngs(chain, ["augmentation_steps.png", "augmentation_draws.png", "augmentation_steps_affine_cutout16.png",
+                        "augmentation_draws_affine_cutout16.png"])
 
 
 @pytest.mark.data
@@ -141,9 +144,16 @@ def test_05_analyses_the_test_images_notebook_04_used(chain):
     for row in analysis["per_class"]:
         assert all(0.0 <= row[k] <= 1.0 for k in ("accuracy", "precision", "recall", "f1"))
         assert row["support"] == 50
-    assert analysis["gradcam_layer"] == "layer3"
-    assert 1 <= len(analysis["mistakes_shown"]) <= 8
-    assert_pngs(chain, ["misclassified.png", "gradcam.png", "confusion_matrix.png", "per_class_metrics.png"])
+    assert analysis["evaluation"]["accuracy"] == handoff["final_test_accuracy"], "evaluate_model reproduces the run"
+    assert 0.0 <= analysis["evaluation"]["tta"]["accuracy"] <= 1.0
+    assert np.allclose(np.asarray(analysis["confusion_matrix_normalized"]).sum(axis=1), 1.0, atol=1e-5)
+    assert all(count >= 5 for _, _, count in analysis["most_confused"]), "min_confused = 5"
+    assert analysis["gradcam_layer"] == DEFAULT_GRADCAM_LAYERS["custom_resnet"]
+    assert set(analysis["gradcam_layer_comparison"]) == {"layer2", "layer3", "random maps"}
+    assert analysis["gradcam_layer_comparison"]["layer2"]["images"] == 8
+    assert 1 <= len(analysis["mistakes_shown"]) <= 8 and not Path(analysis["run_dir"]).is_absolute()
+    assert_pngs(chain, ["top_losses.png", "gradcam.png", "gradcam_correct.png", "confusion_matrix.png",
+                        "per_class_metrics.png", "gradcam_layers.png"])
 
 
 @pytest.mark.data
@@ -167,6 +177,8 @@ def test_06_describes_every_model(chain):
     ({"lr_rule": "median"}, r"lr_rule='median' \(str\) is invalid: choose one of \['valley', 'steepest', 'min_loss'\]"),
     ({"start_lr": 1.0, "end_lr": 0.5}, r"start_lr=1.0 must be below end_lr=0.5"),
     ({"num_mistakes": 0}, r"num_mistakes=0 \(int\) is invalid"),
+    ({"tta": "yes"}, r"tta='yes' \(str\) is invalid: it must be True or False"),
+    ({"min_confused": 0}, r"min_confused=0 \(int\) is invalid: it must be an integer >= 1"),
     ({"output_dir": "elsewhere"}, r"output_dir is set by the runner"),
     pytest.param({"device": "cuda"}, r"asked for CUDA but no CUDA GPU is available here",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")),
@@ -384,5 +396,6 @@ def test_notebooks_declare_every_knob(path):
     extra = {"03": {"model", "loader", "batch_size", "train_subset", "lr_test_iterations", "lr_rule", "end_lr"},
              "04": {"model", "recipe", "loader", "epochs", "batch_size", "train_subset", "test_subset", "max_lr",
                     "pct_start", "resume", "lr_path"},
-             "05": {"gradcam_layer", "num_mistakes", "train_path"}}.get(path.name[:2], set())
+             "05": {"gradcam_layer", "num_mistakes", "num_gradcam", "num_correct", "min_confused", "tta",
+                    "layer_images", "train_path"}}.get(path.name[:2], set())
     assert extra <= set(declared), sorted(extra - set(declared))
