@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ class RunResult:
     model: nn.Module
 
 
-def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True) -> RunResult:
+def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True,
+        on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Train ``cfg.model`` with ``cfg.recipe``, checkpointing every epoch into a new run folder.
 
     Every epoch re-derives its random streams from ``(cfg.seed, epoch)``
@@ -78,6 +80,10 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
         data: an already loaded copy (saves reloading in notebooks and tests); by default
             ``load_cifar10(cfg.data_root)``.
         progress: tqdm bars for epochs and batches, and a line per epoch.
+        on_epoch: called with each epoch's history entry (the dict ``metrics.json`` records, with
+            the run folder as ``run_dir``) once that epoch is checkpointed; a sweep reports it to
+            Ray Tune (:mod:`cifarhelpers.sweep_ray`). An exception it raises stops the run like
+            any other.
 
     Returns:
         :class:`RunResult`.
@@ -146,6 +152,8 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
                 epoch=epoch + 1, model=net, optimizer=optimizer, schedule=schedule, scaler=scaler,
                 config=cfg.to_dict(), data_sha256=prep.data.source.sha256,
                 loader_generator=prep.train_loader.generator))
+            if on_epoch is not None:
+                on_epoch({**entry, "run_dir": str(run.path)})
             bar.set_postfix(train_loss=f"{train.loss:.3f}", test_acc=f"{100 * test.accuracy:.2f}%")
             if progress:
                 tqdm.write(f"epoch {epoch + 1:>2}/{cfg.epochs}  train loss {train.loss:.4f} acc "
