@@ -10,6 +10,8 @@ file                       written  read by  content
 ``train_run.json``           04     05       the run folder holding ``model.pt`` and ``metrics.json``
 ``analysis.json``            05     (you)    accuracy, confusion matrix, per-class metrics
 ``model_zoo.json``           06     (you)    parameters and receptive field of every model
+``lr_sweep.json``            07     (you)    the LR sweep's folder, table and best LRMAX, beside
+                                             notebook 03's suggestion
 =========================  =======  =======  ====================================================
 
 Every ``load_*`` takes the output folder and, optionally, the file itself (a notebook parameter such
@@ -37,6 +39,7 @@ LR_JSON = "lr_range_test.json"
 TRAIN_JSON = "train_run.json"
 ANALYSIS_JSON = "analysis.json"
 ZOO_JSON = "model_zoo.json"
+SWEEP_JSON = "lr_sweep.json"
 
 
 def _read(output_dir: str | os.PathLike, name: str, path: str | os.PathLike | None, writer: str) -> tuple[dict, Path]:
@@ -103,22 +106,33 @@ def save_lr_range_test(output_dir: str | os.PathLike, result: LRRangeTestResult)
     })
 
 
-def load_lr_range_test(output_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> dict[str, Any]:
+def load_lr_range_test(output_dir: str | os.PathLike, path: str | os.PathLike | None = None, *,
+                       missing_ok: bool = False) -> dict[str, Any] | None:
     """LRMAX and LRMIN from notebook 03's ``lr_range_test.json``.
 
+    Args:
+        output_dir: the folder holding the file.
+        path: the file itself, overriding ``output_dir``.
+        missing_ok: return None when the file is absent and no ``path`` was given (notebook 07
+            shows the suggestion only if notebook 03 ran).
+
     Returns:
-        ``{"max_lr": float, "min_lr": float, "source": str}`` (the source names the file).
+        ``{"max_lr": float, "min_lr": float, "model": str | None, "source": str}`` (the model the
+        test ran on; the source names the file).
 
     Raises:
-        ConfigError: the file is missing or malformed, or holds no finite positive LR (the message
-            names notebook 03).
+        ConfigError: the file is missing (unless ``missing_ok``) or malformed, or holds no finite
+            positive LR (the message names notebook 03).
     """
+    if missing_ok and not path and not (Path(output_dir) / LR_JSON).is_file():
+        return None
     content, file = _read(output_dir, LR_JSON, path, "03")
     lrs = {key: content.get(key) for key in ("max_lr", "min_lr")}
     for key, value in lrs.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{file} holds {key}={value!r}, not a finite positive LR: run notebook 03 again")
-    return {"max_lr": float(lrs["max_lr"]), "min_lr": float(lrs["min_lr"]),
+    settings = content.get("settings") if isinstance(content.get("settings"), dict) else {}
+    return {"max_lr": float(lrs["max_lr"]), "min_lr": float(lrs["min_lr"]), "model": settings.get("model"),
             "source": f"notebook 03's LR range test ({file})"}
 
 
@@ -164,5 +178,23 @@ def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
     return model, metrics, run_dir
 
 
+# -- 07 -> you: the LR sweep -----------------------------------------------------------------------
+
+def save_lr_sweep(output_dir: str | os.PathLike, result: Any, lr_range_test: dict[str, Any] | None) -> Path:
+    """Write notebook 07's ``lr_sweep.json``: the sweep folder, its table (accuracies as fractions),
+    the LRMAX with the best mean test accuracy, and notebook 03's suggestion (None if absent).
+    ``result`` is a :class:`cifarhelpers.sweep.SweepResult`. Returns its path."""
+    from .sweep_results import best_row
+
+    best = best_row(result.table)
+    return write_json(Path(output_dir) / SWEEP_JSON, {
+        "sweep_dir": str(result.sweep_dir), "backend": result.backend, "status": result.status,
+        "table": result.table, "best_max_lr": best and best["max_lr"],
+        "best_test_accuracy_mean": best and best["test_accuracy_mean"],
+        "lr_range_test_max_lr": lr_range_test and lr_range_test["max_lr"],
+        "units": {"accuracy": "fraction of test images correct, in [0, 1]", "seconds": "wall-clock seconds"},
+    })
+
+
 __all__ = ["ANALYSIS_JSON", "LR_JSON", "STATS_JSON", "TRAIN_JSON", "ZOO_JSON", "load_lr_range_test", "load_statistics",
-           "load_train_run", "save_lr_range_test", "save_statistics", "save_train_run"]
+           "load_train_run", "save_lr_range_test", "save_lr_sweep", "save_statistics", "save_train_run", "SWEEP_JSON"]
