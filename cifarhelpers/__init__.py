@@ -22,6 +22,12 @@ Training
   * ``lr_range_test``: the LR range test with torch-lr-finder; ``devices``, ``reproducibility``: the
     device and the seeds.
 
+Sweeps
+  * ``sweep``: ``run_sweep`` / ``resume_sweep``, the sweep folder and the sequential backend;
+    ``sweep_spec``: ``SweepConfig``, the validated grid / random search and its trial list;
+    ``sweep_trials``: one trial run and recorded, and where it stands on disk; ``sweep_results``: the
+    results table (CSV, printed); ``sweep_ray``: the Ray Tune backend; ``sweep_cli``: ``cifar-sweep``.
+
 Understanding
   * ``analysis``: predictions and losses, top losses, most confused pairs, confusion matrices, the
     classification report (after fastai's ClassificationInterpretation); ``gradcam``: GradCAM for the

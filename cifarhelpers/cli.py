@@ -94,27 +94,40 @@ def build_parser() -> argparse.ArgumentParser:
              + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()) + ". Ignored with --resume.",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    hints = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
-        args = typing.get_args(kind)
-        optional = type(None) in args
-        base = next((t for t in args if t is not type(None)), kind)
-        text = f"{field.metadata['help']} (default: {field.default})".replace("%", "%%")
-        if base is bool:
-            parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", default=_UNSET, help=text)
-        else:
-            metavar = "{" + ",".join(CHOICES[field.name]) + "}" if field.name in CHOICES else field.name.upper()
-            words = (FIND_LR,) if field.name == "max_lr" else ()
-            parser.add_argument(flag, type=_parser_for(base, optional, words), default=_UNSET, metavar=metavar,
-                                help=text)
+    add_config_flags(parser)
     return parser
 
 
-def _given(args: argparse.Namespace) -> dict[str, Any]:
+def field_parser(name: str):
+    """The argparse ``type`` of :class:`TrainConfig` field ``name``: text to int, float, bool, str
+    or None (``none`` for an optional field), raising ``argparse.ArgumentTypeError`` with what is expected."""
+    kind = typing.get_type_hints(TrainConfig)[name]
+    args = typing.get_args(kind)
+    base = next((t for t in args if t is not type(None)), kind)
+    words = (FIND_LR,) if name == "max_lr" else ()  # --max-lr find: the LR range test first
+    return _parse_bool if base is bool else _parser_for(base, type(None) in args, words)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per :class:`TrainConfig` field (except ``skip``), its help text beside it; a flag not
+    given stays at a sentinel, so :func:`given_fields` returns only the flags given."""
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        text = f"{field.metadata['help']} (default: {field.default})".replace("%", "%%")
+        parse = field_parser(field.name)
+        if parse is _parse_bool:
+            metavar = "{true,false}"
+        else:
+            metavar = "{" + ",".join(CHOICES[field.name]) + "}" if field.name in CHOICES else field.name.upper()
+        parser.add_argument(flag, type=parse, default=_UNSET, metavar=metavar, help=text)
+
+
+def given_fields(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields (except ``skip``) whose flags were given (see :func:`add_config_flags`)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f.name, _UNSET) is not _UNSET}
+            if f.name not in skip and getattr(args, f.name, _UNSET) is not _UNSET}
 
 
 def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainConfig, str]:
@@ -129,11 +142,18 @@ def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainC
         ConfigError: an invalid value (named, with its valid range or choices).
         CheckpointError: ``--resume`` names a folder without a readable, safe checkpoint.
     """
-    given = _given(args)
+    given = given_fields(args)
     if given.get("resume"):
         return resume_config(given.pop("resume"), **given), "resume"
     profile = resolve_profile(args.profile, device_type)
     return TrainConfig(**{**profile.overrides, **given}), profile.name
+
+
+def report_error(prog: str, err: CifarHelpersError) -> int:
+    """Print ``prog: error: <message>`` to stderr; return the exit status: 2 for invalid settings
+    (ConfigError), 1 for anything else that failed (training, data, checkpoint, writing)."""
+    print(f"{prog}: error: {err}", file=sys.stderr)
+    return 2 if isinstance(err, ConfigError) else 1
 
 
 class Terminated(KeyboardInterrupt):
@@ -170,12 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             source = "--max-lr" if cfg.max_lr is not None else f"the {cfg.recipe} recipe's default"
             print(describe_lr(cfg.resolved_max_lr, RECIPES[cfg.recipe].default_lr, source))
         result = fit(cfg, progress=not args.quiet)
-    except ConfigError as err:
-        print(f"cifar-train: error: {err}", file=sys.stderr)
-        return 2
     except CifarHelpersError as err:
-        print(f"cifar-train: error: {err}", file=sys.stderr)
-        return 1
+        return report_error("cifar-train", err)
     except KeyboardInterrupt as err:
         return 143 if isinstance(err, Terminated) else 130
     finally:

@@ -24,6 +24,11 @@ profile    changes to the config
            test: a few minutes on 2 CPU cores
 ``auto``   ``full`` on a CUDA GPU, ``short`` elsewhere
 =========  ===============================================================================
+
+Notebook 07's LR sweep (``Profile.sweep``): ``full`` sweeps the main job itself over LRMAX 5e-4, 1e-3,
+2e-3, 5e-3, 1e-2, 2e-2 with 3 seeds; ``short`` sweeps LRMAX 1e-3 and 1e-2 with 2 seeds on the
+DilatedNet, 2,048 training and 500 test images, 2 epochs of batch 64 (a couple of minutes on 2 CPU
+cores: the mechanics, not the answer).
 """
 
 from __future__ import annotations
@@ -62,11 +67,14 @@ class Profile:
         name: ``"full"`` or ``"short"``.
         description: one line for messages and ``--help``.
         overrides: config fields the profile sets (empty for ``full``: the defaults are the recipe).
+        sweep: notebook 07's LR sweep: ``max_lrs`` (the grid), ``seeds`` (how many) and
+            ``overrides`` (config fields its trials change on top of ``overrides``).
     """
 
     name: str
     description: str
     overrides: MappingProxyType
+    sweep: MappingProxyType
 
 
 #: The run profiles by name; ``"auto"`` (:data:`PROFILE_CHOICES`) picks one by device.
@@ -74,9 +82,13 @@ PROFILES: dict[str, Profile] = {
     "short": Profile("short", "4,096 training and 2,000 test images, 2 epochs, batch 128, a 30-iteration LR range "
                               "test: a few minutes on 2 CPU cores, the mechanics rather than the recipe's accuracy",
                      MappingProxyType({"epochs": 2, "train_subset": 4096, "test_subset": 2000, "batch_size": 128,
-                                       "lr_test_iterations": 30})),
+                                       "lr_test_iterations": 30}),
+                     MappingProxyType({"max_lrs": (1e-3, 1e-2), "seeds": 2, "overrides": MappingProxyType({
+                         "model": "dilated_net", "train_subset": 2048, "test_subset": 500, "batch_size": 64})})),
     "full": Profile("full", "the recipe as configured: all 50,000 training images, 24 epochs, batch 512, a "
-                            "100-iteration LR range test", MappingProxyType({})),
+                            "100-iteration LR range test", MappingProxyType({}),
+                    MappingProxyType({"max_lrs": (5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2), "seeds": 3,
+                                      "overrides": MappingProxyType({})})),
 }
 PROFILE_CHOICES = ("auto", *PROFILES)
 

@@ -11,6 +11,8 @@ file                       written  read by  content
 ``analysis.json``            05     (you)    accuracy, confusion matrices, most confused pairs,
                                              per-class metrics, GradCAM layer and its measurement
 ``model_zoo.json``           06     (you)    parameters and receptive field of every model
+``lr_sweep.json``            07     (you)    the LR sweep's folder, table and best LRMAX, beside
+                                             notebook 03's suggestion
 =========================  =======  =======  ====================================================
 
 Every ``load_*`` takes the output folder and, optionally, the file itself (a notebook parameter such
@@ -38,6 +40,7 @@ LR_JSON = "lr_range_test.json"
 TRAIN_JSON = "train_run.json"
 ANALYSIS_JSON = "analysis.json"
 ZOO_JSON = "model_zoo.json"
+SWEEP_JSON = "lr_sweep.json"
 
 
 def _read(output_dir: str | os.PathLike, name: str, path: str | os.PathLike | None, writer: str) -> tuple[dict, Path]:
@@ -104,15 +107,24 @@ def save_lr_range_test(output_dir: str | os.PathLike, result: LRRangeTestResult)
     })
 
 
-def load_lr_range_test(output_dir: str | os.PathLike,
-                       path: str | os.PathLike | None = None) -> tuple[LRRangeTestResult, Path]:
+def load_lr_range_test(output_dir: str | os.PathLike, path: str | os.PathLike | None = None, *,
+                       missing_ok: bool = False) -> tuple[LRRangeTestResult, Path] | None:
     """Notebook 03's LR range test, read back from ``lr_range_test.json``: the curve, every rule's
-    suggestion and the rule used (``result.max_lr``, ``result.min_lr``), and the file's path.
+    suggestion and the rule used (``result.max_lr``, ``result.min_lr``; ``result.settings["model"]``
+    the model it ran on), and the file's path.
+
+    Args:
+        output_dir: the folder holding the file.
+        path: the file itself, overriding ``output_dir``.
+        missing_ok: return None when the file is absent and no ``path`` was given (a notebook
+            opened on its own: 04 falls back to the recipe's default, 07 shows no suggestion).
 
     Raises:
-        ConfigError: the file is missing or malformed, or holds no finite positive LR (the message
-            names notebook 03).
+        ConfigError: the file is missing (unless ``missing_ok``) or malformed, or holds no finite
+            positive LR (the message names notebook 03).
     """
+    if missing_ok and not path and not (Path(output_dir) / LR_JSON).is_file():
+        return None
     content, file = _read(output_dir, LR_JSON, path, "03")
     try:
         return LRRangeTestResult.from_dict(content), file
@@ -174,5 +186,25 @@ def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
     return model, metrics, run_dir
 
 
+# -- 07 -> you: the LR sweep -----------------------------------------------------------------------
+
+def save_lr_sweep(output_dir: str | os.PathLike, result: Any, lr_range_test: LRRangeTestResult | None) -> Path:
+    """Write notebook 07's ``lr_sweep.json``: the sweep folder, its table (accuracies as fractions),
+    the LRMAX with the best mean test accuracy, and notebook 03's suggestions and the LRMAX it used
+    (None if notebook 03 has not run).
+    ``result`` is a :class:`cifarhelpers.sweep.SweepResult`. Returns its path."""
+    from .sweep_results import best_row
+
+    best = best_row(result.table)
+    return write_json(Path(output_dir) / SWEEP_JSON, {
+        "sweep_dir": str(result.sweep_dir), "backend": result.backend, "status": result.status,
+        "table": result.table, "best_max_lr": best and best["max_lr"],
+        "best_test_accuracy_mean": best and best["test_accuracy_mean"],
+        "lr_range_test_max_lr": lr_range_test and lr_range_test.max_lr,
+        "lr_range_test_suggestions": lr_range_test and lr_range_test.suggestions,
+        "units": {"accuracy": "fraction of test images correct, in [0, 1]", "seconds": "wall-clock seconds"},
+    })
+
+
 __all__ = ["ANALYSIS_JSON", "LR_JSON", "STATS_JSON", "TRAIN_JSON", "ZOO_JSON", "load_lr_range_test", "load_statistics",
-           "load_train_run", "save_lr_range_test", "save_statistics", "save_train_run"]
+           "load_train_run", "save_lr_range_test", "save_lr_sweep", "save_statistics", "save_train_run", "SWEEP_JSON"]

@@ -14,6 +14,7 @@ interface, so the loops need not know which runs:
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,21 @@ class Prepared:
     test_images: int
 
 
+#: The training-set statistics of each loaded copy, measured once per copy object (about 9 s for
+#: 50,000 images on 2 CPU cores): the runs of a sweep or a notebook that share a copy share them.
+#: Weak keys: a copy no longer used takes its entry with it.
+_TRAIN_STATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def train_statistics(data: CIFAR10Data) -> ChannelStats:
+    """:func:`~cifarhelpers.statistics.dataset_statistics` of ``data.x_train``, measured once per
+    loaded copy in this process (the arrays of a loaded copy are not changed in place)."""
+    stats = _TRAIN_STATS.get(data)
+    if stats is None:
+        stats = _TRAIN_STATS[data] = dataset_statistics(data.x_train)
+    return stats
+
+
 def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | None = None,
                  progress: bool = True) -> Prepared:
     """Load the data (unless given), measure the train statistics, draw subsets, build loaders.
@@ -117,7 +133,7 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
         DataError / DataNotFoundError: as :func:`~cifarhelpers.data.load_cifar10`.
     """
     data = data if data is not None else load_cifar10(cfg.data_root, download=cfg.download, progress=progress)
-    stats = dataset_statistics(data.x_train)
+    stats = train_statistics(data)
     x_train, y_train = balanced_subset(data.x_train, data.y_train, cfg.train_subset, cfg.seed, name="train_subset")
     x_test, y_test = balanced_subset(data.x_test, data.y_test, cfg.test_subset, cfg.seed, name="test_subset")
     check_batches(len(x_train), cfg.batch_size)

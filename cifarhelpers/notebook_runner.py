@@ -1,6 +1,6 @@
 """``cifar-notebooks``: run the numbered notebooks headless, in order, with papermill.
 
-Run all six into a new run folder::
+Run all seven into a new run folder::
 
     cifar-notebooks run                                # profile auto: full on a GPU, short on a CPU
     cifar-notebooks run -p epochs 5 -p max_lr 0.02     # parameters go to every notebook that has them
@@ -39,6 +39,7 @@ NOTEBOOKS = (
     "04_train_onecycle.ipynb",
     "05_misclassification_gradcam.ipynb",
     "06_model_zoo.ipynb",
+    "07_lr_sweep.ipynb",
 )
 #: The repository's notebooks folder (an installed package has none: pass ``notebooks_dir``).
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     """``cifar-notebooks run`` / ``python -m cifarhelpers.notebook_runner run``. Returns the exit status:
     0 done, 1 a notebook failed (its name, cell and executed copy are printed), 2 invalid parameters
     or a missing extra."""
-    parser = argparse.ArgumentParser(prog="cifar-notebooks", description="Run notebooks 01-06 with papermill.")
+    parser = argparse.ArgumentParser(prog="cifar-notebooks", description="Run notebooks 01-07 with papermill.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebooks in order into a new run folder")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

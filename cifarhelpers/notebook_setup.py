@@ -1,11 +1,12 @@
 """What every numbered notebook calls first: its parameters validated, device, profile, output folder
-and data, then the training config of notebooks 03 and 04.
+and data, then the training config of notebooks 03 and 04 and the sweep of notebook 07.
 
 Each notebook's first code cell after its ``parameters`` cell is::
 
     setup = start_notebook(data_root=data_root, device=device, profile=profile, seed=seed,
                            output_dir=output_dir, start_lr=start_lr, ...)   # its own parameters too
     cfg = notebook_config(setup, model=model, batch_size=batch_size, ...)    # 03 and 04
+    spec = sweep_config(setup, max_lrs=max_lrs, num_seeds=num_seeds, ...)   # 07
 
 A bad parameter stops the notebook at once with a message naming it and its valid range; the
 setup prints one line naming the device, profile and data copy, so an executed notebook says what
@@ -47,6 +48,7 @@ from .colab import colab_output_dir, on_colab
 from .files import display_path, ensure_writable_dir
 from .handoffs import LR_JSON, load_lr_range_test
 from .runs import resume_config
+from .sweep_spec import BACKENDS, SweepConfig
 
 
 @dataclass
@@ -111,7 +113,30 @@ PARAMETER_CHECKS = {
     "lr_path": lambda v: check_text("lr_path", v, optional=True),
     "train_path": lambda v: check_text("train_path", v, optional=True),
     "profile": lambda v: check_choice("profile", v, PROFILE_CHOICES),
+    "max_lrs": lambda v: v is None or parse_max_lrs(v),
+    "num_seeds": lambda v: check_integer("num_seeds", v, minimum=1, optional=True),
+    "backend": lambda v: check_choice("backend", v, BACKENDS),
+    "address": lambda v: check_text("address", v, optional=True),
+    "gpus_per_trial": lambda v: check_real("gpus_per_trial", v, low=0.0, optional=True),
 }
+
+
+def parse_max_lrs(value: str | float) -> tuple[float, ...]:
+    """Notebook 07's ``max_lrs`` parameter: ``"0.001,0.01"`` (or one number) to ``(0.001, 0.01)``.
+
+    Raises:
+        ConfigError: a value that is not a finite number > 0 (named).
+    """
+    texts = value.split(",") if isinstance(value, str) else [value]
+    lrs = []
+    for text in texts:
+        try:
+            lr = float(text) if isinstance(text, str) else text
+        except ValueError:
+            lr = text.strip()
+        check_real("max_lrs", lr, low=0.0, low_open=True)
+        lrs.append(lr)
+    return tuple(lrs)
 
 
 def validate_parameters(params: dict[str, Any]) -> None:
@@ -245,3 +270,26 @@ def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = 
         source = f"notebook 03's LR range test ({found.rule} rule, {file.name})"
     cfg = notebook_config(setup, recipe=recipe, max_lr=max_lr, min_lr=min_lr, **params)
     return cfg, source
+
+
+def sweep_config(setup: NotebookSetup, *, max_lrs: str | float | None = None, num_seeds: int | None = None,
+                 backend: str = "auto", address: str | None = None, gpus_per_trial: float | None = None,
+                 **params: Any) -> SweepConfig:
+    """Notebook 07's sweep: LRMAX values times seeds on the profile's config.
+
+    The grid is ``max_lrs`` (e.g. ``"0.001,0.01"``), else the profile's (``Profile.sweep``); the
+    seeds are ``setup.seed``, ``setup.seed + 1``... (``num_seeds``, else the profile's count); each
+    trial's config is :func:`notebook_config`'s with the profile's sweep overrides, then every
+    parameter that is not None. Trials go under the notebook's output folder.
+
+    Raises:
+        ConfigError: an invalid parameter (named, with its valid range).
+    """
+    plan = setup.profile.sweep
+    given = {k: v for k, v in params.items() if v is not None}
+    base = notebook_config(setup, **{**plan["overrides"], **given})
+    resources = None if gpus_per_trial is None else {"cpu": 1, "gpu": gpus_per_trial}
+    seeds = tuple(range(setup.seed, setup.seed + (num_seeds or plan["seeds"])))
+    return SweepConfig(base=base, grid={"max_lr": list(parse_max_lrs(max_lrs) if max_lrs else plan["max_lrs"])},
+                       seeds=seeds, backend=backend, address=address, resources_per_trial=resources,
+                       output_dir=str(setup.output_dir))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -268,6 +269,60 @@ def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> 
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend()
+    return fig
+
+
+def plot_sweep(trials: Sequence[dict], x: str, title: str | None = None,
+               markers: dict[str, float] | None = None) -> Figure:
+    """A sweep's test accuracy (%) against the swept value ``x``: one point per seed, a line through
+    each config's mean, one colour per combination of the other swept fields; diverged and failed
+    trials are crosses at 0%.
+
+    Args:
+        trials: trial records as in ``sweep.json`` (``params``, ``status``, ``final_test_accuracy``
+            as a fraction).
+        x: the swept field on the x axis. Numbers spanning 10x or more get a log axis; other
+            values (model, recipe names) are categories.
+        title: figure title.
+        markers: vertical lines to draw, ``{label: x value}`` (e.g. the LR range test's suggestion).
+    """
+    values = [t["params"][x] for t in trials]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    categories = list(dict.fromkeys(map(str, values)))
+    position = (lambda v: v) if numeric else (lambda v: categories.index(str(v)))
+    others = [k for k in trials[0]["params"] if k not in (x, "seed")] if trials else []
+    groups: dict[str, list[dict]] = {}
+    for t in trials:
+        groups.setdefault(", ".join(f"{k}={t['params'][k]}" for k in others), []).append(t)
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    colors = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
+    for k, (label, members) in enumerate(groups.items()):
+        done = [t for t in members if t["status"] == "completed" and t.get("final_test_accuracy") is not None]
+        color = colors[k % len(colors)]
+        ax.scatter([position(t["params"][x]) for t in done], [100 * t["final_test_accuracy"] for t in done],
+                   color=color, alpha=0.8, zorder=3, label=label or "one point per seed")
+        means: dict[float, list[float]] = {}
+        for t in done:
+            means.setdefault(position(t["params"][x]), []).append(100 * t["final_test_accuracy"])
+        xs = sorted(means)
+        ax.plot(xs, [sum(means[v]) / len(means[v]) for v in xs], "-", color=color, alpha=0.6)
+    bad = [t for t in trials if t["status"] in ("diverged", "failed")]
+    if bad:
+        ax.scatter([position(t["params"][x]) for t in bad], [0.0] * len(bad), marker="x", s=60, color=TEST_COLOR,
+                   zorder=4, label=f"diverged or failed ({len(bad)}), drawn at 0%")
+    for k, (label, value) in enumerate((markers or {}).items()):
+        ax.axvline(value, linestyle="--", color=colors[(k + len(groups)) % len(colors)], label=f"{label}: {value:.3g}")
+    positive = [v for v in values if numeric and v > 0]
+    if numeric and positive and len(positive) == len(values) and max(positive) >= 10 * min(positive):
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(categories)), categories)
+    ax.set(xlabel=x + (" (log scale)" if ax.get_xscale() == "log" else ""), ylabel="final test accuracy (%)",
+           title=title or f"Sweep over {x}: each seed's test accuracy (points), their mean (line)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
     return fig
 
 

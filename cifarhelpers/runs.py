@@ -56,15 +56,17 @@ UNITS = {
 _STATUS = {DivergenceError: "diverged", RunWriteError: "failed"}
 
 
-def new_run_dir(output_dir: str | os.PathLike, name: str) -> Path:
-    """A new, empty run folder under ``output_dir`` named after the time and ``name``.
+def new_run_dir(output_dir: str | os.PathLike, name: str, *, name_first: bool = False) -> Path:
+    """A new, empty run folder under ``output_dir`` named ``<YYYYmmdd-HHMMSS>-<name>``, or
+    ``<name>-<YYYYmmdd-HHMMSS>`` with ``name_first`` (a sweep: ``sweep-20261201-101500``).
 
     Raises:
         ConfigError: ``output_dir`` is not a writable folder.
         RunWriteError: the folder could not be created (e.g. the disk is full).
     """
     parent = ensure_writable_dir(output_dir)
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stem = f"{name}-{stamp}" if name_first else f"{stamp}-{name}"
     for k in range(1, 10_000):
         candidate = parent / (stem if k == 1 else f"{stem}-{k}")
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ class RunResult:
     steps: list[dict] = field(default_factory=list)
 
 
-def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True) -> RunResult:
+def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True,
+        on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Train ``cfg.model`` with ``cfg.recipe``, checkpointing every epoch into a new run folder.
 
     With ``cfg.max_lr == "find"`` the LR range test (:func:`~cifarhelpers.lr_range_test.range_test_for_run`:
@@ -85,6 +87,10 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
         data: an already loaded copy (saves reloading in notebooks and tests); by default
             ``load_cifar10(cfg.data_root)``.
         progress: tqdm bars for epochs and batches, and a line per epoch.
+        on_epoch: called with each epoch's history entry (the dict ``metrics.json`` records, with
+            the run folder as ``run_dir``) once that epoch is checkpointed; a sweep reports it to
+            Ray Tune (:mod:`cifarhelpers.sweep_ray`). An exception it raises stops the run like
+            any other.
 
     Returns:
         :class:`RunResult`.
@@ -162,6 +168,8 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
                 epoch=epoch + 1, model=net, optimizer=optimizer, schedule=schedule, scaler=scaler,
                 config=cfg.to_dict(), data_sha256=prep.data.source.sha256,
                 loader_generator=prep.train_loader.generator), train.step_losses, train.step_lrs)
+            if on_epoch is not None:
+                on_epoch({**entry, "run_dir": str(run.path)})
             bar.set_postfix(train_loss=f"{train.loss:.3f}", test_acc=f"{100 * test.accuracy:.2f}%")
             if progress:
                 tqdm.write(f"epoch {epoch + 1:>2}/{cfg.epochs}  train loss {train.loss:.4f} acc "

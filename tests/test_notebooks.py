@@ -21,6 +21,7 @@ from cifarhelpers.handoffs import (
     ANALYSIS_JSON,
     LR_JSON,
     STATS_JSON,
+    SWEEP_JSON,
     TRAIN_JSON,
     ZOO_JSON,
     load_lr_range_test,
@@ -40,6 +41,9 @@ TINY = {
     "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 500, "epochs": 1, "batch_size": 64,
     "lr_test_iterations": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
     "num_gradcam": 4, "layer_images": 8,
+    # 07's sweep: one trial after another in the kernel (Ray's start-up would double its time; Ray
+    # itself is tested in test_sweep.py)
+    "backend": "sequential", "num_seeds": 2,
 }
 PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
 PNG_MIN_BYTES = 5_000
@@ -165,6 +169,28 @@ def test_06_describes_every_model(chain):
     assert_pngs(chain, ["receptive_fields.png"])
 
 
+@pytest.mark.data
+def test_07_sweeps_lrmax_beside_notebook_03s_suggestion(chain):
+    sweep = json.loads((chain / SWEEP_JSON).read_text())
+    lr = json.loads((chain / LR_JSON).read_text())
+    assert sweep["lr_range_test_max_lr"] == lr["max_lr"], "notebook 03's suggestion, shown beside the sweep"
+    assert sweep["backend"] == "sequential" and sweep["status"] == "completed"
+    assert [row["max_lr"] for row in sweep["table"]] == list(PROFILES["short"].sweep["max_lrs"])
+    assert all(row["seeds"] == row["completed"] == 2 for row in sweep["table"])
+    assert sweep["best_max_lr"] in PROFILES["short"].sweep["max_lrs"]
+    sweep_dir = Path(sweep["sweep_dir"])
+    assert sweep_dir.parent == chain and sweep_dir.name.startswith("sweep-")
+    trials = json.loads((sweep_dir / "sweep.json").read_text())["trials"]
+    assert len(trials) == 4 and {t["params"]["seed"] for t in trials} == {0, 1}
+    for trial in trials:
+        metrics = json.loads((Path(trial["run_dir"]) / "metrics.json").read_text())
+        assert metrics["config"]["model"] == "dilated_net", "the short profile's sweep model"
+        assert (metrics["data"]["train_images"], metrics["data"]["test_images"], len(metrics["history"])) == \
+            (512, 500, 1), "the chain's parameters reach every trial"
+    assert_pngs(chain, ["lr_sweep.png"])
+    assert_pngs(sweep_dir, ["results.png"])
+
+
 # -- the runner's refusals and failures -------------------------------------------------------
 
 @pytest.mark.parametrize("parameters,message", [
@@ -179,6 +205,9 @@ def test_06_describes_every_model(chain):
     ({"num_mistakes": 0}, r"num_mistakes=0 \(int\) is invalid"),
     ({"tta": "yes"}, r"tta='yes' \(str\) is invalid: it must be True or False"),
     ({"min_confused": 0}, r"min_confused=0 \(int\) is invalid: it must be an integer >= 1"),
+    ({"max_lrs": "0.01,abc"}, r"max_lrs='abc' \(str\) is invalid: it must be a finite number > 0.0"),
+    ({"backend": "dask"}, r"backend='dask' \(str\) is invalid: choose one of \['auto', 'ray', 'sequential'\]"),
+    ({"num_seeds": 0}, r"num_seeds=0 \(int\) is invalid"),
     ({"output_dir": "elsewhere"}, r"output_dir is set by the runner"),
     pytest.param({"device": "cuda"}, r"asked for CUDA but no CUDA GPU is available here",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")),
@@ -349,7 +378,7 @@ def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loade
 
 def test_the_runner_runs_every_committed_notebook_in_order():
     assert sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb")) == list(NOTEBOOKS)
-    assert [name[:2] for name in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+    assert [name[:2] for name in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
@@ -397,5 +426,7 @@ def test_notebooks_declare_every_knob(path):
              "04": {"model", "recipe", "loader", "epochs", "batch_size", "train_subset", "test_subset", "max_lr",
                     "pct_start", "resume", "lr_path"},
              "05": {"gradcam_layer", "num_mistakes", "num_gradcam", "num_correct", "min_confused", "tta",
-                    "layer_images", "train_path"}}.get(path.name[:2], set())
+                    "layer_images", "train_path"},
+             "07": {"max_lrs", "num_seeds", "model", "recipe", "loader", "epochs", "batch_size", "train_subset",
+                    "test_subset", "backend", "address", "gpus_per_trial", "lr_path"}}.get(path.name[:2], set())
     assert extra <= set(declared), sorted(extra - set(declared))
