@@ -62,7 +62,9 @@ def _parser_for(base: type, optional: bool, words: tuple[str, ...] = ()):
     """An argparse ``type`` for a field: int, float or str, plus ``none`` when the field is optional
     and the given ``words`` (e.g. ``find`` for ``--max-lr``), with a message that says what is expected."""
     what = {int: "an integer", float: "a number"}.get(base, "a value")
-    what += "".join(f" or {w}" for w in words) + (" or none" if optional else "")
+    options = [*words, *(["none"] if optional else [])]
+    if options:
+        what = ", ".join([what, *options[:-1]]) + f" or {options[-1]}"
 
     def parse(text: str):
         if optional and text.strip().lower() in ("none", "null"):

@@ -61,3 +61,26 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU: {model}, {torch.get_num_threads()} threads"
+
+
+def code_version() -> str:
+    """The code a result came from: ``cifarhelpers <version>``, plus the git commit of the checkout the
+    package runs from (``git <12 hex>``, ``+ uncommitted changes`` when the working tree differs)
+    when it is a git checkout with git installed; the version alone otherwise (an installed wheel)."""
+    import subprocess
+    from pathlib import Path
+
+    from . import __version__
+
+    text = f"cifarhelpers {__version__}"
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0 or not (repo / ".git").exists():
+            return text
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return text
+    return f"{text}, git {head.stdout.strip()}" + (" + uncommitted changes" if dirty else "")

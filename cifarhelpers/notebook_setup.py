@@ -42,7 +42,7 @@ from .config import (
     resolve_profile,
 )
 from .data import CIFAR10Data, load_cifar10
-from .devices import device_name, resolve_device
+from .devices import code_version, device_name, resolve_device
 from .errors import ConfigError
 from .colab import colab_output_dir, on_colab
 from .files import display_path, ensure_writable_dir
@@ -74,16 +74,16 @@ class NotebookSetup:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """One line: device, profile, data copy (layout, folder name, hash) and output folder (as
+        """One line: device, profile, data copy (layout, folder name, hash), output folder (as
         :func:`~cifarhelpers.files.display_path` shows it: no machine-specific absolute path where
-        the folder lies beside the notebook)."""
+        the folder lies beside the notebook) and the code (:func:`~cifarhelpers.devices.code_version`)."""
         if self.data is None:
             data = "no data needed"
         else:
             src = self.data.source
             data = f"{src.layout} copy {Path(src.root).name!r} (sha256 {src.sha256[:12]}...)"
         return (f"device: {device_name(self.device)} | profile: {self.profile.name} | data: {data} | "
-                f"output: {display_path(self.output_dir)}")
+                f"output: {display_path(self.output_dir)} | code: {code_version()}")
 
 
 def _lr_range(params: dict[str, Any]) -> None:

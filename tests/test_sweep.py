@@ -105,7 +105,7 @@ def test_bad_sweeps_are_refused_before_any_trial_starts(changes, message, tmp_pa
 def test_the_command_line_refuses_a_bad_grid_with_exit_2_and_makes_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["--grid", "max_lr=0.01,abc", "--model", "dilated_net", "--output-dir", str(runs)]) == 2
-    assert "cifar-sweep: error: max_lr='abc': expected a number or none, got 'abc'" in capsys.readouterr().err
+    assert "cifar-sweep: error: max_lr='abc': expected a number, find or none, got 'abc'" in capsys.readouterr().err
     assert main(["--grid", "weight_decay=-1", "--output-dir", str(runs)]) == 2
     assert "weight_decay=-1.0 (float) is invalid" in capsys.readouterr().err
     assert main(["--model", "dilated_net", "--output-dir", str(runs)]) == 2
