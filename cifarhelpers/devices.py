@@ -65,7 +65,8 @@ def device_name(device: torch.device) -> str:
 
 def code_version() -> str:
     """The code a result came from: ``cifarhelpers <version>``, plus the git commit of the checkout the
-    package runs from (``git <12 hex>``, ``+ uncommitted changes`` when the working tree differs)
+    package runs from (``git <12 hex>``, ``+ uncommitted changes`` when the package's code or
+    pyproject.toml differs from it; executed notebooks and run outputs do not count)
     when it is a git checkout with git installed; the version alone otherwise (an installed wheel)."""
     import subprocess
     from pathlib import Path
@@ -79,8 +80,8 @@ def code_version() -> str:
                               text=True, timeout=10)
         if head.returncode != 0 or not (repo / ".git").exists():
             return text
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "cifarhelpers",
+                                "pyproject.toml"], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return text
     return f"{text}, git {head.stdout.strip()}" + (" + uncommitted changes" if dirty else "")

@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from .config import TrainConfig
 from .data import CIFAR10Data, resolve_root
 from .errors import ConfigError, require
-from .files import read_json, save_figure, write_json
+from .files import display_path, read_json, save_figure, write_json
 from .plots import plot_sweep
 from .runs import new_run_dir
 from .sweep_results import format_table, results_table, write_csv
@@ -166,7 +166,7 @@ def _run(spec: SweepConfig, sweep_dir: Path, backend: str, why: str, data: CIFAR
     if progress:
         print(why)
         configs = len(trials) // len(spec.seeds)
-        print(f"sweep {sweep_dir}: {len(trials)} trials ({configs} config(s) x {len(spec.seeds)} seed(s)); "
+        print(f"sweep {display_path(sweep_dir)}: {len(trials)} trials ({configs} config(s) x {len(spec.seeds)} seed(s)); "
               f"{len(trials) - len(todo)} already done, {len(todo)} to run")
     start, stopped = time.perf_counter(), True
     try:
@@ -181,7 +181,8 @@ def _run(spec: SweepConfig, sweep_dir: Path, backend: str, why: str, data: CIFAR
         result = _record(spec, sweep_dir, trials, backend, time.perf_counter() - start, len(todo), stopped)
     if progress:
         print(result.table_text)
-        print(f"sweep {result.status}: {time.perf_counter() - start:.1f} s; table, plot and sweep.json in {sweep_dir}")
+        print(f"sweep {result.status}: {time.perf_counter() - start:.1f} s; table, plot and sweep.json in "
+              f"{display_path(sweep_dir)}")
     return result
 
 
