@@ -30,7 +30,9 @@ def cifar_root() -> Path:
             "`make test`, which does both; or deselect these tests with -m 'not data'",
             pytrace=False,
         )
-    return Path(root)
+    # Notebooks run in notebooks/: hand them the copy as an absolute path, so a relative CIFAR10_ROOT works too.
+    os.environ["CIFAR10_ROOT"] = str(Path(root).resolve())
+    return Path(root).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -60,4 +60,5 @@ def test_the_setup_line_names_the_data_copy_and_output_folder_without_the_machin
     line = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path / "runs" / "nb",
                          data=data).describe()
     assert "data: image-folder copy 'cifar10-jpeg' (sha256 abababababab...)" in line
-    assert line.endswith("output: ../runs/nb") and "/machine" not in line and str(tmp_path) not in line
+    assert "| output: ../runs/nb |" in line and "/machine" not in line and str(tmp_path) not in line
+    assert line.split(" | ")[-1].startswith("code: cifarhelpers ")

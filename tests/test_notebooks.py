@@ -105,7 +105,7 @@ def test_02_writes_the_augmentation_previews(chain):
 def test_03_suggests_a_finite_positive_lr_and_leaves_the_model_unchanged(chain):
     lr = json.loads((chain / LR_JSON).read_text())
     assert math.isfinite(lr["max_lr"]) and lr["max_lr"] > 0
-    assert lr["suggested_lr"] == lr["max_lr"] and lr["min_lr"] == pytest.approx(lr["max_lr"] / 10)
+    assert lr["suggestions"][lr["rule"]] == lr["max_lr"] and lr["min_lr"] == pytest.approx(lr["max_lr"] / 10)
     assert lr["settings"]["num_iter"] == 20 and lr["settings"]["batch_size"] == 64
     assert lr["settings"]["end_lr"] == 10.0 and lr["settings"]["step_mode"] == "exp"
     assert 17 <= len(lr["lrs"]) == len(lr["losses"]) <= 20
@@ -371,7 +371,8 @@ def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loade
     assert len(result.lrs) <= 17 and result.settings["batch_size"] == 16
     content = json.loads(save_lr_range_test(tmp_path, result).read_text())
     assert content["max_lr"] == result.max_lr > 0 and content["settings"]["loader"] == loader
-    assert load_lr_range_test(tmp_path)["max_lr"] == result.max_lr
+    loaded, _ = load_lr_range_test(tmp_path)
+    assert loaded.max_lr == result.max_lr and loaded.suggestions == result.suggestions
 
 
 # -- the committed notebooks ------------------------------------------------------------------
