@@ -30,7 +30,7 @@ export CIFAR10_ROOT
 help:
 	@echo "make train      train the custom ResNet (24-epoch OneCycle on a GPU, short profile on a CPU)"
 	@echo "make test       run the tests and the notebooks' nbval checks"
-	@echo "make notebooks  run notebooks 01-07 with papermill into a new runs/notebooks-* folder"
+	@echo "make notebooks  run notebooks 01-07 with papermill into a new runs/<time>-notebooks folder"
 	@echo "make bench      print the data-path and training throughput benchmark"
 	@echo "make bundle     offline bundle for the GPU node (py3.12, torch preinstalled) in dist/bundle-gpu-node/"
 	@echo "variables: CIFAR10_ROOT=<copy>  TRAIN_ARGS='--epochs 5 ...'  PYTEST_ARGS='-k data'"

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile: full ({cfg.epochs} epochs, batch {cfg.batch_size})")
         if cfg.max_lr != FIND_LR:
             source = "--max-lr" if cfg.max_lr is not None else f"the {cfg.recipe} recipe's default"
-            print(describe_lr(cfg.resolved_max_lr, RECIPES[cfg.recipe].default_lr, source))
+            print(describe_lr(cfg, source))
         result = fit(cfg, progress=not args.quiet)
     except CifarHelpersError as err:
         return report_error("cifar-train", err)

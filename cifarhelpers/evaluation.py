@@ -10,7 +10,7 @@ flip's. Everything goes into ``eval.json`` in the run folder, written atomically
 
 Run::
 
-    cifar-eval runs/20261125-101500-custom_resnet            # TTA on, the run's device type if available
+    cifar-eval runs/20261125-101500-custom_resnet            # TTA on; device auto: CUDA, else MPS, else CPU
     cifar-eval runs/20261125-101500-custom_resnet --no-tta --device cpu --data-root /data/cifar10
 
 Exit status: 0 done; 2 the input is wrong (a bad flag; a folder that is not a finished run: no

@@ -1,11 +1,13 @@
-"""The files the notebooks hand to each other in their shared output folder: one save/load pair each.
+"""The files the notebooks write into their shared output folder: a save/load pair for each file a later
+notebook reads (01 -> 02, 03 -> 04 and 07, 04 -> 05) and a save for the sweep's summary; 05 and 06 write
+their summaries for you with :func:`cifarhelpers.files.write_json`.
 
 =========================  =======  =======  ====================================================
 file                       written  read by  content
 =========================  =======  =======  ====================================================
-``dataset_statistics.json``  01     02, 04   per-channel mean/std/var/min/max of both splits ([0, 1]
+``dataset_statistics.json``  01     02       per-channel mean/std/var/min/max of both splits ([0, 1]
                                              scale), class counts, the data source
-``lr_range_test.json``       03     04       the LR range test's curve and settings, LRMAX (the
+``lr_range_test.json``       03     04, 07   the LR range test's curve and settings, LRMAX (the
                                              suggestion) and LRMIN = LRMAX / 10
 ``train_run.json``           04     05       the run folder holding ``model.pt`` and ``metrics.json``
 ``analysis.json``            05     (you)    accuracy, confusion matrices, most confused pairs,

@@ -39,7 +39,7 @@ from .loaders import Prepared, prepare_data
 from .lr_suggestions import DEFAULT_RULE, RULES, SKIP_END, SKIP_START, suggest_lrs
 from .model_state import preserved
 from .models import build_model
-from .recipes import build_criterion
+from .recipes import RECIPES, build_criterion
 from .reproducibility import seed_everything
 
 #: How far (a factor) the LR used may be from the recipe's default before both are printed.
@@ -315,17 +315,23 @@ def range_test_for_run(cfg: TrainConfig, prep: Prepared, device: torch.device, *
     return result
 
 
-def describe_lr(max_lr: float, default_lr: float, source: str) -> str:
-    """One line naming the LRMAX a run uses and where it came from; when it differs from the
-    recipe's default by more than :data:`FAR_FROM_DEFAULT` times either way, the default and the
-    factor too, so a surprising LR is seen before training (``cifar-train`` and notebook 04 print it).
+def describe_lr(cfg: TrainConfig, source: str) -> str:
+    """One line naming the LRMAX a run uses (and LRMIN, for a recipe that has one) and where it came from;
+    when LRMAX differs from the recipe's default by more than :data:`FAR_FROM_DEFAULT` times either way,
+    the default and the factor too, so a surprising LR is seen before training (``cifar-train`` and
+    notebook 04 print it).
 
     Args:
-        max_lr: the LRMAX used.
-        default_lr: the recipe's default LRMAX (``RECIPES[name].default_lr``).
-        source: where ``max_lr`` came from, e.g. ``"the LR range test (valley)"``.
+        cfg: the run's config; ``cfg.max_lr`` must not be ``"find"`` (resolve it first).
+        source: where the LRMAX came from, e.g. ``"the LR range test (valley)"``.
+
+    Raises:
+        ConfigError: ``cfg.max_lr`` is still ``"find"``.
     """
-    text = f"LRMAX {max_lr:.3g} (LRMIN {max_lr / 10:.3g}) from {source}"
+    recipe = RECIPES[cfg.recipe]
+    max_lr, default_lr = cfg.resolved_max_lr, recipe.default_lr
+    text = f"LRMAX {max_lr:.3g}" + (f" (LRMIN {cfg.resolved_min_lr:.3g})" if recipe.uses_min_lr else "")
+    text += f" from {source}"
     factor = max(max_lr, default_lr) / min(max_lr, default_lr)
     if factor > FAR_FROM_DEFAULT:
         side = "below" if max_lr < default_lr else "above"

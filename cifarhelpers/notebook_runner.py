@@ -103,7 +103,7 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
 def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str | os.PathLike = "runs",
                   notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, notebooks: tuple[str, ...] = NOTEBOOKS,
                   progress: bool = True, log_output: bool = False) -> Path:
-    """Execute the notebooks in order with papermill into a new ``notebooks-*`` run folder.
+    """Execute the notebooks in order with papermill into a new ``<YYYYmmdd-HHMMSS>-notebooks`` run folder.
 
     Every notebook gets ``output_dir`` = the run folder, plus those of ``parameters`` it declares.
     The executed notebooks are saved in the run folder beside what they wrote.

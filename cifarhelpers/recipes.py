@@ -50,6 +50,7 @@ class Recipe:
         cadence: ``"batch"`` (scheduler steps after every optimizer step), ``"epoch"`` (after
             every epoch) or ``"plateau"`` (after every epoch, given the test loss).
         build: ``(params, config, steps_per_epoch) -> (optimizer, scheduler)``.
+        uses_min_lr: the schedule starts and ends at ``TrainConfig.min_lr`` (LRMIN); the others ignore it.
     """
 
     name: str
@@ -57,6 +58,7 @@ class Recipe:
     default_lr: float
     cadence: str
     build: Callable[..., tuple[Optimizer, LRScheduler | ReduceLROnPlateau]]
+    uses_min_lr: bool = False
 
 
 def _onecycle_adam(params, cfg: TrainConfig, steps_per_epoch: int):
@@ -88,7 +90,7 @@ RECIPES: dict[str, Recipe] = {
         # default_lr 0.01 for Adam: on the flat stretch of the LR range test's curve (notebook 03;
         # README "The main job" says how it compares with the test's suggestions and the GPU sweep).
         Recipe("onecycle_adam", "Adam + OneCycleLR (linear, LRMAX/10 -> LRMAX -> LRMAX/10), per batch",
-               0.01, "batch", _onecycle_adam),
+               0.01, "batch", _onecycle_adam, uses_min_lr=True),
         Recipe("plateau_sgd", "SGD(momentum 0.9) from 0.1 + ReduceLROnPlateau(x0.1) on test loss, per epoch",
                0.1, "plateau", _plateau_sgd),
         Recipe("step_sgd", "SGD(momentum 0.9) from 0.01 + StepLR(x0.1 every 20 epochs), per epoch",

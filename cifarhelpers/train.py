@@ -44,7 +44,7 @@ from .lr_range_test import describe_lr, range_test_for_run
 from .models import build_model, count_parameters
 from .plots import plot_curves
 from .precision import Precision, select_precision
-from .recipes import RECIPES, build_criterion, build_optimizer
+from .recipes import build_criterion, build_optimizer
 from .reproducibility import seed_epoch, seed_everything
 from .runs import UNITS, RunFolder, resumable_checkpoint
 
@@ -122,8 +122,7 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     if found is not None:  # train at the suggestion; the run's config holds the number, so a resume reuses it
         cfg = cfg.replace(max_lr=found.max_lr)
         if progress:
-            print(describe_lr(found.max_lr, RECIPES[cfg.recipe].default_lr,
-                              f"the LR range test ({found.rule}; all rules: "
+            print(describe_lr(cfg, f"the LR range test ({found.rule}; all rules: "
                               + ", ".join(f"{k} {v:.3g}" for k, v in found.suggestions.items()) + ")"))
 
     seed_everything(cfg.seed)

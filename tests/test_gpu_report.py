@@ -276,6 +276,13 @@ def test_the_summary_table_lists_runs_and_skips(tmp_path):
     assert "93.00" in table and "skipped" in table and "900 s > 10 s left" in table
 
 
+def test_the_notebooks_part_runs_01_to_06_and_leaves_the_full_sweep_of_07_to_the_lr_sweep_part():
+    from cifarhelpers.notebook_runner import NOTEBOOKS
+
+    assert [n[:2] for n in gr.REPORT_NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+    assert set(NOTEBOOKS) - set(gr.REPORT_NOTEBOOKS) == {"07_lr_sweep.ipynb"}
+
+
 # -- files ------------------------------------------------------------------------------------
 
 def test_pack_notebooks_leaves_out_weights_and_notes_a_missing_run(tmp_path):

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import ConfigError
 from cifarhelpers.lr_range_test import LRRangeTestResult, describe_lr
 from cifarhelpers.lr_suggestions import RULES, min_loss_lr, steepest_lr, suggest_lrs, valley_lr
@@ -112,8 +113,14 @@ def test_unknown_rules_and_malformed_files_are_refused():
         LRRangeTestResult.from_dict(bad)
 
 
-def test_describe_lr_names_the_default_only_when_far_from_it():
-    assert describe_lr(0.005, 0.01, "notebook 03") == "LRMAX 0.005 (LRMIN 0.0005) from notebook 03"
-    far = describe_lr(2.6e-4, 0.01, "the LR range test (steepest)")
+def test_describe_lr_names_the_default_only_when_far_from_it_and_lrmin_only_where_the_recipe_has_one():
+    cfg = TrainConfig()
+    assert describe_lr(cfg.replace(max_lr=0.005), "notebook 03") == "LRMAX 0.005 (LRMIN 0.0005) from notebook 03"
+    assert describe_lr(cfg.replace(max_lr=0.005, min_lr=0.002), "x") == "LRMAX 0.005 (LRMIN 0.002) from x"
+    far = describe_lr(cfg.replace(max_lr=2.6e-4), "the LR range test (steepest)")
     assert "38x below the recipe's default LRMAX 0.01" in far
-    assert "4x above the recipe's default" in describe_lr(0.04, 0.01, "--max-lr")
+    assert "4x above the recipe's default" in describe_lr(cfg.replace(max_lr=0.04), "--max-lr")
+    assert describe_lr(cfg.replace(recipe="plateau_sgd"), "the plateau_sgd recipe's default") == (
+        "LRMAX 0.1 from the plateau_sgd recipe's default")
+    with pytest.raises(ConfigError, match="find"):
+        describe_lr(cfg.replace(max_lr="find"), "x")
