@@ -23,6 +23,10 @@ ifeq ($(strip $(CIFAR10_ROOT)),)
     UNPACK := 1
   endif
 endif
+# absolute, since the notebooks run in notebooks/ and would miss a relative path
+ifneq ($(strip $(CIFAR10_ROOT)),)
+  override CIFAR10_ROOT := $(abspath $(CIFAR10_ROOT))
+endif
 export CIFAR10_ROOT
 
 .PHONY: help install data train test notebooks bench bundle clean

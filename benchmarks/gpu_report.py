@@ -108,21 +108,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import cifarhelpers  # noqa: E402
-from cifarhelpers.config import TrainConfig, resolve_profile  # noqa: E402
+from cifarhelpers.config import PROFILES, TrainConfig, resolve_profile  # noqa: E402
 from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
 from cifarhelpers.devices import device_name, resolve_device  # noqa: E402
 from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
 from cifarhelpers.errors import CifarHelpersError, DivergenceError  # noqa: E402
 from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
 from cifarhelpers.handoffs import LR_JSON, TRAIN_JSON  # noqa: E402
-from cifarhelpers.loaders import AlbumentationsLoader, prepare_data  # noqa: E402
+from cifarhelpers.loaders import AlbumentationsLoader, prepare_data, train_statistics  # noqa: E402
 from cifarhelpers.lr_range_test import run_lr_range_test  # noqa: E402
 from cifarhelpers.models import build_model  # noqa: E402
 from cifarhelpers.precision import select_precision  # noqa: E402
 from cifarhelpers.recipes import RECIPES, build_criterion, build_optimizer  # noqa: E402
 from cifarhelpers.reproducibility import seed_epoch, seed_everything  # noqa: E402
 from cifarhelpers.notebook_runner import NOTEBOOKS, run_notebooks  # noqa: E402
-from cifarhelpers.statistics import dataset_statistics  # noqa: E402
 from cifarhelpers.train import fit  # noqa: E402
 from cifarhelpers.transforms import train_transform  # noqa: E402
 
@@ -217,7 +216,7 @@ class Settings:
 
 FULL = Settings(
     mode="full", device="auto", train_subset=None, test_subset=None, batch_size=512, epochs=24,
-    seeds=(0, 1, 2), lr_grid=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2), lr_test_iterations=100,
+    seeds=(0, 1, 2), lr_grid=tuple(PROFILES["full"].sweep["max_lrs"]), lr_test_iterations=100,  # notebook 07's grid
     albumentations_workers=None, resnet18_epochs=20, dilated_epochs=100,
     notebook_parameters={"profile": "full"},
     profile_warmup_steps=5, probe_warmup_steps=3, probe_steps=5, loader_probe_batches=40,
@@ -699,7 +698,6 @@ class Context:
         self.calibration: Calibration | None = None
         self.current_part: str | None = None
         self.notebook_run_dir: Path | None = None
-        self._train_stats = None
         self._save = save
 
     # -- writes ------------------------------------------------------------------------
@@ -950,9 +948,7 @@ def probe_loader(cfg: TrainConfig, ctx: Context) -> dict:
     ``cfg.transform_set`` with ``cfg.num_workers`` workers; workers' start included), batches moved
     to the device."""
     device = ctx.device
-    if ctx._train_stats is None:
-        ctx._train_stats = dataset_statistics(ctx.data.x_train)
-    stats = ctx._train_stats
+    stats = train_statistics(ctx.data)
     n = min(len(ctx.data.y_train), ctx.settings.loader_probe_batches * cfg.batch_size)
     loader = AlbumentationsLoader(ctx.data.x_train[:n], ctx.data.y_train[:n],
                                   train_transform(stats.mean, stats.std, cfg.transform_set),
@@ -1039,7 +1035,7 @@ def part_lr_sweep(ctx: Context, part: dict) -> None:
             part["suggested_lr"] = result.max_lr
             part["suggestions"] = dict(result.suggestions)
             print(f"[lr_sweep] range test: suggested LRMAX {result.max_lr:.3e} ({result.rule}; "
-                  + ", ".join(f"{k} {v:.3g}" for k, v in result.suggestions.items())
+                  + result.describe_suggestions()
                   + f") ({part['range_test_seconds']:.1f} s)", flush=True)
         except KeyboardInterrupt:
             raise

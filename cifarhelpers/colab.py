@@ -140,6 +140,8 @@ def sync_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, *, check: b
     """
     import nbformat
 
+    url = repository_url()
+    install = install_cell_source(url)
     changed = []
     for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -150,12 +152,12 @@ def sync_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, *, check: b
         if first.cell_type != "markdown" or not at or cell is None:
             raise ValueError(f"{path.name}: needs a badge line (colab-badge.svg) in its first markdown cell and a code "
                              "cell tagged 'colab'")
-        lines[at[0]] = badge_markdown(path.name)
+        lines[at[0]] = badge_markdown(path.name, url)
         source = "\n".join(lines)
-        if source != first.source or cell.source != install_cell_source():
+        if source != first.source or cell.source != install:
             changed.append(path.name)
             if not check:
-                first.source, cell.source = source, install_cell_source()
+                first.source, cell.source = source, install
                 nbformat.write(nb, path)
     return changed
 

@@ -254,6 +254,10 @@ class TrainConfig:
         return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
 
 
+#: The names of :class:`TrainConfig`'s fields, in declaration order.
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
 # ------------------------------------------------------------------------------------------
 # Validators: each raises ConfigError naming the field, the value and what is allowed. Public:
 # notebook parameters and other settings are checked with them too.
@@ -265,10 +269,9 @@ def _describe(value: Any) -> str:
 
 
 def _check_names(values: dict[str, Any]) -> None:
-    valid = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - valid)
+    unknown = sorted(set(values) - set(FIELD_NAMES))
     if unknown:
-        raise ConfigError(f"unknown config field(s) {unknown}; valid fields are {sorted(valid)}")
+        raise ConfigError(f"unknown config field(s) {unknown}; valid fields are {sorted(FIELD_NAMES)}")
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -75,10 +75,12 @@ def code_version() -> str:
 
     text = f"cifarhelpers {__version__}"
     repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():  # an installed wheel: no checkout to ask
+        return text
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                               text=True, timeout=10)
-        if head.returncode != 0 or not (repo / ".git").exists():
+        if head.returncode != 0:
             return text
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "cifarhelpers",
                                 "pyproject.toml"], capture_output=True, text=True, timeout=10).stdout.strip()

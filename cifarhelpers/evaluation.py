@@ -47,13 +47,14 @@ TTA_METHOD = "mean of the softmax over the image and its horizontal flip"
 
 
 def predict_with_flip_tta(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: Sequence[float],
-                          std: Sequence[float], **kwargs: Any) -> Predictions:
+                          std: Sequence[float], *, plain: Predictions | None = None, **kwargs: Any) -> Predictions:
     """Horizontal-flip test-time augmentation: the mean of the softmax probabilities of each image
     and of its mirror image (left-right flip), then arg-max.
 
     Args:
         images: (N, 32, 32, 3) uint8 (HWC); labels: (N,) int.
         mean, std: the training statistics on the [0, 1] scale.
+        plain: the model's predictions on the unflipped ``images`` if already made (saves that pass).
         **kwargs: passed to :func:`~cifarhelpers.analysis.predict_images` (``device``, ``batch_size``,
             ``precision``, ``channels_last``, ``progress``).
 
@@ -62,7 +63,8 @@ def predict_with_flip_tta(model: nn.Module, images: np.ndarray, labels: np.ndarr
         unflipped ones; losses ``-log`` of the averaged probability of the true class).
     """
     images = np.asarray(images)
-    plain = predict_images(model, images, labels, mean, std, **kwargs)
+    if plain is None:
+        plain = predict_images(model, images, labels, mean, std, **kwargs)
     mirrored = predict_images(model, np.ascontiguousarray(images[:, :, ::-1]), labels, mean, std, **kwargs)
     return Predictions.from_probabilities(images, labels, (plain.probabilities + mirrored.probabilities) / 2)
 
@@ -136,7 +138,7 @@ def evaluate_model(model: nn.Module, metrics: dict[str, Any], data: CIFAR10Data,
                   "confusion_matrix": "images; row = true class, column = predicted class"},
     }
     if tta:
-        flipped = predict_with_flip_tta(model, images, labels, mean, std, **common)
+        flipped = predict_with_flip_tta(model, images, labels, mean, std, plain=plain, **common)
         result["tta"] = {"method": TTA_METHOD, "accuracy": flipped.accuracy, "mean_loss": flipped.mean_loss,
                          "accuracy_change": flipped.accuracy - plain.accuracy,
                          "confusion_matrix": confusion_matrix(flipped.labels, flipped.predicted, len(classes)).tolist()}

@@ -34,8 +34,10 @@ from .checkpoint import load_run_model
 from .data import CIFAR10Data
 from .errors import CheckpointError, ConfigError
 from .files import display_path, read_json, write_json
+from .loaders import train_statistics
 from .lr_range_test import LRRangeTestResult
-from .statistics import ChannelStats, class_counts, dataset_statistics
+from .statistics import ChannelStats, class_counts
+from .sweep_results import UNITS
 
 STATS_JSON = "dataset_statistics.json"
 LR_JSON = "lr_range_test.json"
@@ -82,7 +84,7 @@ def load_statistics(output_dir: str | os.PathLike, data: CIFAR10Data | None = No
     """
     file = Path(path) if path else Path(output_dir) / STATS_JSON
     if not file.is_file() and data is not None and not path:
-        return dataset_statistics(data.x_train), "measured from the training set (notebook 01's file is absent)"
+        return train_statistics(data), "measured from the training set (notebook 01's file is absent)"
     content, file = _read(output_dir, STATS_JSON, path, "01")
     try:
         stats = ChannelStats(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in content["train"].items()})
@@ -204,7 +206,7 @@ def save_lr_sweep(output_dir: str | os.PathLike, result: Any, lr_range_test: LRR
         "best_test_accuracy_mean": best and best["test_accuracy_mean"],
         "lr_range_test_max_lr": lr_range_test and lr_range_test.max_lr,
         "lr_range_test_suggestions": lr_range_test and lr_range_test.suggestions,
-        "units": {"accuracy": "fraction of test images correct, in [0, 1]", "seconds": "wall-clock seconds"},
+        "units": UNITS,
     })
 
 

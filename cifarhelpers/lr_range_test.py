@@ -95,6 +95,10 @@ class LRRangeTestResult:
         """
         return dataclasses.replace(self, rule=rule)
 
+    def describe_suggestions(self) -> str:
+        """Every rule's suggestion on one line, e.g. ``"valley 0.000788, steepest 0.000452, min_loss 0.00127"``."""
+        return ", ".join(f"{rule} {lr:.3g}" for rule, lr in self.suggestions.items())
+
     def to_dict(self) -> dict:
         """JSON-ready: every field plus ``max_lr`` and ``min_lr``."""
         return {**asdict(self), "max_lr": self.max_lr, "min_lr": self.min_lr}

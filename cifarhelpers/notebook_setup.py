@@ -20,7 +20,6 @@ the headless runner is :mod:`cifarhelpers.notebook_runner`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .config import (
+    FIELD_NAMES,
     PROFILE_CHOICES,
     Profile,
     TrainConfig,
@@ -148,8 +148,7 @@ def validate_parameters(params: dict[str, Any]) -> None:
         ConfigError: the first invalid value, named, with its valid range or choices.
         CheckpointError: ``resume`` names a folder without a readable, safe checkpoint.
     """
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    TrainConfig(**{k: v for k, v in params.items() if k in fields and v is not None})
+    TrainConfig(**{k: v for k, v in params.items() if k in FIELD_NAMES and v is not None})
     for name, check in PARAMETER_CHECKS.items():
         if name in params:
             check(params[name])
@@ -260,12 +259,12 @@ def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = 
         source = "the max_lr parameter"
     elif recipe != "onecycle_adam":
         source = f"the {recipe} recipe's default"
-    elif lr_path is None and not (setup.output_dir / LR_JSON).is_file():
+    elif (loaded := load_lr_range_test(setup.output_dir, lr_path, missing_ok=True)) is None:
         source = f"the {recipe} recipe's default, because notebook 03's {LR_JSON} is not in {setup.output_dir.name}/"
         warnings.warn(f"no LR range test found ({LR_JSON} from notebook 03): training at the {recipe} recipe's "
                       "default LR. Run notebook 03 first (same output_dir), or set max_lr.", stacklevel=2)
     else:
-        found, file = load_lr_range_test(setup.output_dir, lr_path)
+        found, file = loaded
         max_lr, min_lr = found.max_lr, min_lr if min_lr is not None else found.min_lr
         source = f"notebook 03's LR range test ({found.rule} rule, {file.name})"
     cfg = notebook_config(setup, recipe=recipe, max_lr=max_lr, min_lr=min_lr, **params)

@@ -23,7 +23,6 @@ never reused or overwritten.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ from typing import Any
 import torch
 
 from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import FIELD_NAMES, TrainConfig
 from .errors import ConfigError, DivergenceError, RunWriteError
 from .files import atomic_write, ensure_writable_dir, read_json, remove_temp_files, save_figure, write_json
 from .lr_range_test import LRRangeTestResult
@@ -80,14 +79,18 @@ def new_run_dir(output_dir: str | os.PathLike, name: str, *, name_first: bool = 
     raise RunWriteError(f"could not find a free run folder name under {parent}")
 
 
-def resumable_checkpoint(cfg: TrainConfig) -> dict[str, Any]:
+def resumable_checkpoint(cfg: TrainConfig, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint ``cfg.resume`` continues from, checked before any data is read.
+
+    Args:
+        cfg: the run's config, with ``resume`` set.
+        checkpoint: that checkpoint, if already loaded (:func:`~cifarhelpers.checkpoint.load_checkpoint`).
 
     Raises:
         CheckpointError: no readable, safe checkpoint, or one made with another config.
         ConfigError: that run already finished all ``cfg.epochs``, or its folder is not writable.
     """
-    state = load_checkpoint(cfg.resume)
+    state = checkpoint if checkpoint is not None else load_checkpoint(cfg.resume)
     check_resumable(state, cfg.to_dict())
     if state["epoch"] >= cfg.epochs:
         raise ConfigError(f"resume={cfg.resume!r}: that run already finished its {state['epoch']} epochs, "
@@ -97,10 +100,12 @@ def resumable_checkpoint(cfg: TrainConfig) -> dict[str, Any]:
     return state
 
 
-def resume_config(run_dir: str | os.PathLike, **changes: Any) -> TrainConfig:
+def resume_config(run_dir: str | os.PathLike, *, checkpoint: dict[str, Any] | None = None,
+                  **changes: Any) -> TrainConfig:
     """The config to continue the run in ``run_dir``: the one saved in its checkpoint, with
     ``resume=run_dir`` and ``changes`` (only where-things-are fields such as ``device`` or
-    ``data_root`` may differ; :func:`~cifarhelpers.train.fit` refuses the rest).
+    ``data_root`` may differ; :func:`~cifarhelpers.train.fit` refuses the rest). ``checkpoint``: the
+    run's checkpoint, if already loaded.
 
     Example::
 
@@ -110,9 +115,8 @@ def resume_config(run_dir: str | os.PathLike, **changes: Any) -> TrainConfig:
         CheckpointError: no readable, safe checkpoint in ``run_dir``.
         ConfigError: an invalid or unknown field in ``changes``.
     """
-    saved = load_checkpoint(run_dir)["config"]
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    base = TrainConfig(**{k: v for k, v in saved.items() if k in fields and k != "resume"})
+    saved = (checkpoint if checkpoint is not None else load_checkpoint(run_dir))["config"]
+    base = TrainConfig(**{k: v for k, v in saved.items() if k in FIELD_NAMES and k != "resume"})
     return base.replace(**{**changes, "resume": os.fspath(run_dir)})
 
 

@@ -44,8 +44,9 @@ from .data import CIFAR10Data, resolve_root
 from .errors import ConfigError, require
 from .files import display_path, read_json, save_figure, write_json
 from .plots import plot_sweep
+from .run_logs import write_csv
 from .runs import new_run_dir
-from .sweep_results import format_table, results_table, write_csv
+from .sweep_results import UNITS, format_table, results_table
 from .sweep_spec import SweepConfig, Trial
 from .sweep_trials import DONE, config_to_run, load_trial_data, run_trial, trial_state
 
@@ -237,8 +238,8 @@ def _record(spec: SweepConfig, sweep_dir: Path, trials: list[Trial], backend: st
     write_json(sweep_dir / SWEEP_FILE, {
         "spec": spec.to_dict(), "status": status, "backend": backend, "trials": records, "table": table,
         "sessions": sessions, "wall_seconds": sum(s["wall_seconds"] for s in sessions),
-        "units": {"accuracy": "fraction of test images correct, in [0, 1]", "seconds": "wall-clock seconds"}})
-    write_csv(table, sweep_dir / RESULTS_CSV)
+        "units": UNITS})
+    write_csv(sweep_dir / RESULTS_CSV, list(table[0]), table)  # a sweep has at least one trial, so one row
     save_figure(figure, sweep_dir / RESULTS_PNG)
     return SweepResult(sweep_dir=sweep_dir, backend=backend, trials=records, table=table,
                        table_text=format_table(table, spec.swept), figure=figure, status=status, wall_seconds=seconds)

@@ -23,18 +23,16 @@ continue with ``--resume``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from typing import Any
 
 from .cli import _UNSET, add_config_flags, field_parser, given_fields, report_error
-from .config import PROFILE_CHOICES, PROFILES, TrainConfig, resolve_profile
+from .config import FIELD_NAMES, PROFILE_CHOICES, PROFILES, TrainConfig, resolve_profile
 from .devices import resolve_device
 from .errors import CifarHelpersError, ConfigError
 from .sweep import resume_sweep, run_sweep
 from .sweep_spec import BACKENDS, SweepConfig
 
-_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 #: TrainConfig fields without a flag here: the sweep sets them (--seeds, --resume and --output-dir are the sweep's).
 _NO_FLAG = ("seed", "resume", "output_dir")
 
@@ -77,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(name: str, text: str) -> Any:
-    if name not in _FIELDS:
+    if name not in FIELD_NAMES:
         return text  # SweepConfig names the unknown field and the valid ones
     try:
         return field_parser(name)(text)

@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .errors import ConfigError, require
 from .files import write_json
 from .sweep_spec import SweepConfig, Trial
-from .sweep_trials import TRIAL_FILE, load_trial_data, run_trial
+from .sweep_trials import TRIAL_FILE, load_trial_data, run_trial, trial_record
 
 
 def trial_resources(spec: SweepConfig) -> dict[str, float]:
@@ -53,8 +53,7 @@ def init_arguments(spec: SweepConfig) -> dict[str, Any]:
     return {"num_cpus": cpus, "num_gpus": torch.cuda.device_count(), "include_dashboard": False, **quiet}
 
 
-def _check_fits(ray, resources: dict[str, float]) -> None:
-    available = ray.cluster_resources()
+def _check_fits(available: dict[str, float], resources: dict[str, float]) -> None:
     for key, ray_key in (("cpu", "CPU"), ("gpu", "GPU")):
         if resources[key] > available.get(ray_key, 0):
             raise ConfigError(f"each trial asks for {resources[key]} {ray_key}(s) but the Ray cluster has "
@@ -156,12 +155,13 @@ def run_ray(todo: list[tuple[Trial, TrainConfig]], spec: SweepConfig, sweep_dir:
     with _ray_running(spec) as ray:
         from ray import tune
 
-        _check_fits(ray, resources)
+        available = ray.cluster_resources()
+        _check_fits(available, resources)
         storage = sweep_dir / "ray"
         session = 1 + (sum(1 for p in storage.iterdir() if p.name.startswith("tune-")) if storage.is_dir() else 0)
         if progress:
-            print(f"ray {ray.__version__}: {ray.cluster_resources().get('CPU', 0):g} CPUs, "
-                  f"{ray.cluster_resources().get('GPU', 0):g} GPUs ({spec.address or 'local'}); per trial "
+            print(f"ray {ray.__version__}: {available.get('CPU', 0):g} CPUs, "
+                  f"{available.get('GPU', 0):g} GPUs ({spec.address or 'local'}); per trial "
                   f"{resources['cpu']:g} CPU, {resources['gpu']:g} GPU", flush=True)
         name_of = {index: job["name"] for index, job in jobs.items()}
         with _plain_tune_output():
@@ -187,7 +187,5 @@ def run_ray(todo: list[tuple[Trial, TrainConfig]], spec: SweepConfig, sweep_dir:
             folder = Path(jobs[index]["config"]["output_dir"])
             if not (folder / TRIAL_FILE).is_file() or (folder / TRIAL_FILE).stat().st_mtime < started:
                 folder.mkdir(parents=True, exist_ok=True)
-                write_json(folder / TRIAL_FILE, {"name": jobs[index]["name"], "status": "failed",
-                                                 "reason": f"the Ray worker failed: {str(result.error)[:2000]}",
-                                                 "run_dir": None, "final_test_accuracy": None, "epochs": 0,
-                                                 "wall_seconds": None})
+                write_json(folder / TRIAL_FILE, trial_record(
+                    "failed", name=jobs[index]["name"], reason=f"the Ray worker failed: {str(result.error)[:2000]}"))

@@ -18,16 +18,13 @@ The printed table (:func:`format_table`) shows the accuracies in percent.
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from .files import atomic_write
 
 COUNTS = ("completed", "diverged", "failed", "pending")
+#: The units of the figures in a sweep's results (``sweep.json``, ``lr_sweep.json``).
+UNITS = {"accuracy": "fraction of test images correct, in [0, 1]", "seconds": "wall-clock seconds"}
 FIGURES = ("test_accuracy_mean", "test_accuracy_min", "test_accuracy_max", "wall_seconds")
 
 
@@ -71,20 +68,6 @@ def best_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _bucket(status: str) -> str:
     return status if status in COUNTS else "pending"  # "interrupted": not finished yet
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Write ``rows`` (from :func:`results_table`) as CSV, atomically; None becomes an empty cell.
-
-    Raises:
-        RunWriteError: the file could not be written.
-    """
-    text = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows([{k: "" if v is None else v for k, v in row.items()} for row in rows])
-    return atomic_write(path, lambda f: f.write(text.getvalue().encode()))
 
 
 def _cell(value: Any) -> str:

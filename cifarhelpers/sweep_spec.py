@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import TrainConfig, check_choice, check_integer, check_real, check_text
+from .config import FIELD_NAMES, TrainConfig, check_choice, check_integer, check_real, check_text
 from .errors import ConfigError
 
 BACKENDS = ("auto", "ray", "sequential")
@@ -70,17 +70,12 @@ class Trial:
         return tuple((k, v) for k, v in self.params.items() if k != "seed")
 
 
-def _field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(TrainConfig)]
-
-
 def _check_field(name: Any, where: str) -> None:
-    fields = _field_names()
-    if name not in fields:
-        close = difflib.get_close_matches(str(name), fields, n=1)
+    if name not in FIELD_NAMES:
+        close = difflib.get_close_matches(str(name), FIELD_NAMES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown field {name!r} in the sweep's {where}{hint}: sweep TrainConfig fields, one of "
-                          f"{sorted(set(fields) - set(NOT_SWEPT))}")
+                          f"{sorted(set(FIELD_NAMES) - set(NOT_SWEPT))}")
     if name in NOT_SWEPT:
         raise ConfigError(f"the sweep's {where} cannot vary {name!r}: {NOT_SWEPT[name]}")
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CHECKPOINT_FILE
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint
 from .config import TrainConfig
 from .data import CIFAR10Data, load_cifar10
 from .errors import CheckpointError, CifarHelpersError, ConfigError, DivergenceError
@@ -64,6 +64,13 @@ def load_trial_data(cfg: TrainConfig) -> CIFAR10Data | None:
     return None
 
 
+def trial_record(status: str, **changes: Any) -> dict[str, Any]:
+    """A trial record with every key of the module docstring's table: ``status``, nothing measured
+    yet (None; ``epochs`` 0), then ``changes``."""
+    return {"status": status, "reason": None, "run_dir": None, "final_test_accuracy": None, "epochs": 0,
+            "wall_seconds": None, **changes}
+
+
 def run_trial(cfg: TrainConfig, *, name: str, data: CIFAR10Data | None = None, progress: bool = False,
               on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Run one trial, ``fit(cfg)`` in ``cfg.output_dir`` (the trial folder), and record how it ended.
@@ -90,8 +97,7 @@ def run_trial(cfg: TrainConfig, *, name: str, data: CIFAR10Data | None = None, p
     trial_dir = Path(cfg.output_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    record: dict[str, Any] = {"name": name, "status": "failed", "reason": None, "run_dir": None,
-                              "final_test_accuracy": None, "epochs": 0, "resumed": cfg.resume}
+    record = trial_record("failed", name=name, resumed=cfg.resume)
     try:
         result = fit(cfg, data=data, progress=progress, on_epoch=on_epoch)
         record.update(status="completed", run_dir=str(result.run_dir), final_test_accuracy=result.final_test_accuracy,
@@ -117,8 +123,7 @@ def trial_state(trial: Trial) -> dict[str, Any]:
     that did not finish) or ``"pending"`` (nothing yet). Always has the keys of the module
     docstring's table plus ``index``, ``name`` and ``params``."""
     folder = Path(trial.config.output_dir)
-    state: dict[str, Any] = {"status": "pending", "reason": None, "run_dir": None, "final_test_accuracy": None,
-                             "epochs": 0, "wall_seconds": None}
+    state = trial_record("pending")
     if (folder / TRIAL_FILE).is_file():
         with contextlib.suppress(ConfigError):
             state.update(read_json(folder / TRIAL_FILE, "trial record"))
@@ -143,7 +148,8 @@ def config_to_run(trial: Trial, state: dict[str, Any]) -> TrainConfig:
     run = state.get("run_dir")
     if state["status"] not in DONE and run and (Path(run) / CHECKPOINT_FILE).is_file():
         with contextlib.suppress(CheckpointError, ConfigError):
-            cfg = resume_config(run, device=trial.config.device, data_root=trial.config.data_root)
-            resumable_checkpoint(cfg)  # fewer epochs than cfg.epochs, same config, writable
+            saved = load_checkpoint(run)
+            cfg = resume_config(run, checkpoint=saved, device=trial.config.device, data_root=trial.config.data_root)
+            resumable_checkpoint(cfg, saved)  # fewer epochs than cfg.epochs, same config, writable
             return cfg
     return trial.config

@@ -122,8 +122,7 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     if found is not None:  # train at the suggestion; the run's config holds the number, so a resume reuses it
         cfg = cfg.replace(max_lr=found.max_lr)
         if progress:
-            print(describe_lr(cfg, f"the LR range test ({found.rule}; all rules: "
-                              + ", ".join(f"{k} {v:.3g}" for k, v in found.suggestions.items()) + ")"))
+            print(describe_lr(cfg, f"the LR range test ({found.rule}; all rules: {found.describe_suggestions()})"))
 
     seed_everything(cfg.seed)
     net = build_model(cfg.model)

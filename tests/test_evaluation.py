@@ -73,6 +73,8 @@ def test_flip_tta_averages_the_softmax_of_each_image_and_its_mirror():
     assert tta.accuracy != plain.accuracy, "the mirror outvotes some images: TTA changes the accuracy here"
     assert tta.losses == pytest.approx(-np.log(p_tta), abs=1e-4)
     assert np.array_equal(tta.images, images), "the unflipped images are kept for display"
+    reused = predict_with_flip_tta(model, images, labels, MEAN, STD, plain=plain, device="cpu", progress=False)
+    assert np.array_equal(reused.probabilities, tta.probabilities), "the plain pass given is the one it would make"
 
 
 def test_flip_tta_changes_nothing_for_a_flip_invariant_model():

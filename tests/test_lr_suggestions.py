@@ -124,3 +124,9 @@ def test_describe_lr_names_the_default_only_when_far_from_it_and_lrmin_only_wher
         "LRMAX 0.1 from the plateau_sgd recipe's default")
     with pytest.raises(ConfigError, match="find"):
         describe_lr(cfg.replace(max_lr="find"), "x")
+
+
+def test_describe_suggestions_lists_every_rule_in_order_with_three_significant_digits():
+    result = LRRangeTestResult(lrs=[1e-4, 1e-3], losses=[2.3, 2.2],
+                               suggestions={"valley": 7.8804e-4, "steepest": 4.5213e-4, "min_loss": 1.2671e-3})
+    assert result.describe_suggestions() == "valley 0.000788, steepest 0.000452, min_loss 0.00127"
