@@ -301,15 +301,26 @@ def load_run_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu
     to ``device`` and sets eval mode.
 
     Raises:
-        CheckpointError: the folder lacks metrics.json or model.pt, or they do not fit together.
+        CheckpointError: the folder has no metrics.json (not a run folder) or no model.pt (its training
+            did not finish: the message says how to resume it), metrics.json is unreadable or names no
+            model, or the weights do not fit that model.
     """
     run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise CheckpointError(f"{str(run_dir)!r} is not a run folder: it has no metrics.json. Pass a folder written "
+                              "by cifar-train or notebook 04.")
+    if not (run_dir / "model.pt").is_file():
+        raise CheckpointError(
+            f"run folder {str(run_dir)!r} has no model.pt: its training did not finish. Run notebook 04 to the end "
+            f"(or continue it there with resume={str(run_dir)!r}) or, for a cifar-train run, resume it with "
+            f"cifar-train --resume {run_dir}. Finish the run first: model.pt is written after the last epoch, and "
+            "the folder's metrics.json says why it stopped.")
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         name = metrics["config"]["model"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{str(run_dir)!r} is not a finished run folder: its metrics.json is missing or "
-                              f"unreadable ({err}). Point at a folder written by cifar-train or notebook 04.") from err
+        raise CheckpointError(f"{str(run_dir)!r} is not a finished run folder: its metrics.json is unreadable "
+                              f"({err}). Point at a folder written by cifar-train or notebook 04.") from err
     model = load_weights(build_model(name), run_dir / "model.pt")
     return model.to(device).eval(), metrics
 

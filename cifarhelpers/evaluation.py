@@ -37,9 +37,9 @@ from .checkpoint import load_run_model
 from .data import CIFAR10Data, load_cifar10
 from .devices import device_name, resolve_device
 from .errors import CheckpointError, CifarHelpersError, ConfigError
-from .files import read_json, write_json
+from .files import write_json
 from .precision import select_precision
-from .runs import METRICS_FILE, WEIGHTS_FILE
+from .runs import METRICS_FILE
 from .subsets import balanced_subset
 
 EVAL_FILE = "eval.json"
@@ -69,26 +69,13 @@ def predict_with_flip_tta(model: nn.Module, images: np.ndarray, labels: np.ndarr
     return Predictions.from_probabilities(images, labels, (plain.probabilities + mirrored.probabilities) / 2)
 
 
-def _run_files(run_dir: Path) -> dict[str, Any]:
-    """``metrics.json`` of a finished run folder, after checking the folder holds the weights."""
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {str(run_dir)!r} does not exist or is not a folder: pass a folder written "
-                          "by cifar-train or notebook 04 (it holds metrics.json and model.pt)")
-    if not (run_dir / METRICS_FILE).is_file():
-        raise CheckpointError(f"{str(run_dir)!r} is not a run folder: it has no {METRICS_FILE}. Pass a folder written "
-                              "by cifar-train or notebook 04.")
-    if not (run_dir / WEIGHTS_FILE).is_file():
-        raise CheckpointError(
-            f"run folder {str(run_dir)!r} has no {WEIGHTS_FILE}: the run has not finished (model.pt is written after "
-            f"the last epoch), so there are no final weights to evaluate. Finish the run first: resume it with "
-            f"cifar-train --resume {run_dir} (or resume= in notebook 04); its metrics.json says why it stopped.")
-    metrics = read_json(run_dir / METRICS_FILE, "metrics file")
+def _check_run_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Raise unless ``metrics`` (the run's ``metrics.json``) holds the config and normalization to evaluate with."""
     try:
         metrics["config"]["model"], metrics["data"]["mean"], metrics["data"]["std"]  # noqa: B018 - presence check
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{run_dir / METRICS_FILE} lacks the run's config or normalization ({err}): it was not "
                               "written by this version of cifarhelpers") from err
-    return metrics
 
 
 def evaluate_model(model: nn.Module, metrics: dict[str, Any], data: CIFAR10Data, *, device: torch.device | str,
@@ -181,9 +168,12 @@ def evaluate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_root:
     run_dir = Path(run_dir)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} is invalid: it must be an integer >= 1")
-    _run_files(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {str(run_dir)!r} does not exist or is not a folder: pass a folder written "
+                          "by cifar-train or notebook 04 (it holds metrics.json and model.pt)")
     torch_device = resolve_device(device)
     model, metrics = load_run_model(run_dir, torch_device)
+    _check_run_metrics(run_dir, metrics)
     if data is None:
         data = load_cifar10(data_root or metrics["config"].get("data_root"), progress=progress)
     result, _ = evaluate_model(model, metrics, data, device=torch_device, batch_size=batch_size, tta=tta,

@@ -32,7 +32,7 @@ import torch
 
 from .checkpoint import load_run_model
 from .data import CIFAR10Data
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 from .files import display_path, read_json, write_json
 from .loaders import train_statistics
 from .lr_range_test import LRRangeTestResult
@@ -182,10 +182,6 @@ def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
         if not isinstance(content, dict) or "run_dir" not in content:
             raise ConfigError(f"{file} names no run folder (run_dir): run notebook 04 again")
         run_dir = Path(content["run_dir"])
-    if (run_dir / "metrics.json").is_file() and not (run_dir / "model.pt").is_file():
-        raise CheckpointError(f"run folder {display_path(run_dir)} has no model.pt: its training did not finish. Run "
-                              f"notebook 04 to the end (or continue it there with resume={str(run_dir)!r}) before "
-                              "this notebook.")
     model, metrics = load_run_model(run_dir, device)
     return model, metrics, run_dir
 
