@@ -36,6 +36,7 @@ from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .config import FIELD_NAMES, TrainConfig
 from .errors import ConfigError, DivergenceError, RunWriteError
 from .files import atomic_write, ensure_writable_dir, read_json, remove_temp_files, save_figure, write_json
+from .handoffs import LR_JSON, save_lr_range_test
 from .lr_range_test import LRRangeTestResult
 from .plots import plot_lr_range_test
 from .run_logs import RunLogs, epoch_steps
@@ -43,7 +44,6 @@ from .run_logs import RunLogs, epoch_steps
 METRICS_FILE = "metrics.json"
 WEIGHTS_FILE = "model.pt"
 CURVES_FILE = "curves.png"
-LR_TEST_FILE = "lr_range_test.json"
 LR_TEST_PLOT = "lr_range_test.png"
 #: The units of metrics.json's figures, written into it.
 UNITS = {
@@ -175,13 +175,14 @@ class RunFolder:
         write_json(self.path / METRICS_FILE, self.metrics)
 
     def record_lr_range_test(self, result: LRRangeTestResult) -> None:
-        """Write the LR range test run before training (``max_lr="find"``): its JSON and plot, and
-        its suggestions and rule in ``metrics.json``."""
-        write_json(self.path / LR_TEST_FILE, result.to_dict())
+        """Write the LR range test run before training (``max_lr="find"``): its JSON (the file notebook
+        03 hands on, :func:`~cifarhelpers.handoffs.save_lr_range_test`) and plot, and its suggestions
+        and rule in ``metrics.json``."""
+        save_lr_range_test(self.path, result)
         save_figure(plot_lr_range_test(result), self.path / LR_TEST_PLOT)
         self.metrics["lr_range_test"] = {"suggestions": result.suggestions, "rule": result.rule,
                                          "max_lr": result.max_lr, "iterations": len(result.lrs),
-                                         "file": LR_TEST_FILE}
+                                         "file": LR_JSON}
         write_json(self.path / METRICS_FILE, self.metrics)
 
     def save_epoch(self, entry: dict[str, Any], state: dict[str, Any], step_losses: list[float],

@@ -13,6 +13,7 @@ from cifarhelpers.checkpoint import load_checkpoint
 from cifarhelpers.cli import build_parser
 from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import ConfigError
+from cifarhelpers.handoffs import load_lr_range_test
 from cifarhelpers.recipes import lr_schedule
 from cifarhelpers.run_logs import HISTORY_COLUMNS, STEP_COLUMNS
 from cifarhelpers.runs import METRICS_FILE, resume_config
@@ -82,6 +83,8 @@ def test_max_lr_find_runs_the_range_test_first_records_it_and_trains_at_its_sugg
     metrics = json.loads((result.run_dir / METRICS_FILE).read_text())
     assert metrics["recipe"]["max_lr"] == found["suggestions"]["steepest"] == metrics["config"]["max_lr"]
     assert metrics["lr_range_test"]["suggestions"] == found["suggestions"]
+    read_back, _ = load_lr_range_test(result.run_dir)  # the run's file is notebook 03's hand-off file
+    assert read_back.max_lr == found["max_lr"] and found["units"]["lr"] == "learning rate"
     expected = lr_schedule(cfg.replace(max_lr=found["max_lr"]), STEPS_PER_EPOCH)
     assert [s["lr"] for s in result.steps] == pytest.approx(expected, rel=1e-12), "trained at the suggestion"
     assert (result.run_dir / "lr_range_test.png").stat().st_size > 10_000
