@@ -115,11 +115,12 @@ def plot_lr_range_test(result: LRRangeTestResult, title: str | None = None) -> F
         ax.axvspan(lrs[max(len(lrs) - skip_end - 1, 0)], lrs[-1], color="#7f7f7f", alpha=0.12, lw=0)
     for name, lr in result.suggestions.items():
         marker, color = RULE_STYLE.get(name, ("D", "#8c564b"))
-        i = int(np.argmin(np.abs(np.log(lrs) - np.log(lr)))) if name != "min_loss" else int(np.argmin(losses))
+        at = lr * 10 if name == "min_loss" else lr  # min_loss suggests the LR of its lowest loss / 10
+        i = int(np.argmin(np.abs(np.log(lrs) - np.log(at))))
         used = name == result.rule
         label = f"{name}{' (used)' if used else ''}: {lr:.2e}"
         if name == "min_loss":
-            label = f"min_loss: {lrs[i]:.2e} / 10 = {lr:.2e}" + (" (used)" if used else "")
+            label = f"min_loss: {at:.2e} / 10 = {lr:.2e}" + (" (used)" if used else "")
         ax.scatter([lrs[i]], [losses[i]], s=110 if used else 60, marker=marker, color=color, zorder=4,
                    edgecolor="black" if used else "none", label=label)
     ax.axvline(result.min_lr, color="#7f7f7f", linestyle="--", label=f"LRMIN = LRMAX/10 = {result.min_lr:.2e}")

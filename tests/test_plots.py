@@ -80,3 +80,24 @@ def test_layer_comparison_has_one_bar_per_layer_and_metric():
     ax = fig.axes[0]
     assert len(ax.patches) == 4 and ax.get_legend_handles_labels()[1] == ["layer2", "layer3"]
     assert "8 images" in ax.get_title()
+
+
+def test_each_lr_range_test_marker_sits_on_its_rules_point_even_when_the_curve_falls_into_the_skipped_end():
+    from cifarhelpers.lr_range_test import LRRangeTestResult
+    from cifarhelpers.lr_suggestions import suggest_lrs
+    from cifarhelpers.plots import plot_lr_range_test
+
+    lrs = np.geomspace(1e-5, 1.0, 60)
+    losses = 2.3 - 0.02 * np.arange(60)  # still falling at its end: the lowest point is a skipped one
+    suggestions = suggest_lrs(lrs, losses, skip_start=5, skip_end=5)
+    result = LRRangeTestResult(lrs=list(lrs), losses=list(losses), suggestions=suggestions, rule="min_loss",
+                               settings={"skip_start": 5, "skip_end": 5, "batch_size": 4})
+    ax = plot_lr_range_test(result).axes[0]
+    marked = {c.get_label().split(":")[0].removesuffix(" (used)"): c.get_offsets()[0] for c in ax.collections
+              if c.get_label().split(":")[0].removesuffix(" (used)") in suggestions}
+    assert set(marked) == set(suggestions)
+    assert marked["min_loss"][0] == pytest.approx(10 * suggestions["min_loss"]) and marked["min_loss"][0] < lrs[-5]
+    for rule in ("valley", "steepest"):
+        assert marked[rule][0] == pytest.approx(suggestions[rule])
+    (label,) = [c.get_label() for c in ax.collections if c.get_label().startswith("min_loss")]
+    assert label == f"min_loss: {10 * suggestions['min_loss']:.2e} / 10 = {suggestions['min_loss']:.2e} (used)"
