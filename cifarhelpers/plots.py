@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from .files import save_figure
 from .receptive_field import receptive_field_growth
+from .sweep_results import results_table
 
 if TYPE_CHECKING:
     from .lr_range_test import LRRangeTestResult
@@ -276,8 +277,8 @@ def plot_receptive_fields(tables: dict[str, Sequence], image_size: int = 32) -> 
 def plot_sweep(trials: Sequence[dict], x: str, title: str | None = None,
                markers: dict[str, float] | None = None) -> Figure:
     """A sweep's test accuracy (%) against the swept value ``x``: one point per seed, a line through
-    each config's mean, one colour per combination of the other swept fields; diverged and failed
-    trials are crosses at 0%.
+    each config's mean (as in :func:`~cifarhelpers.sweep_results.results_table`), one colour per
+    combination of the other swept fields; diverged and failed trials are crosses at 0%.
 
     Args:
         trials: trial records as in ``sweep.json`` (``params``, ``status``, ``final_test_accuracy``
@@ -295,6 +296,11 @@ def plot_sweep(trials: Sequence[dict], x: str, title: str | None = None,
     groups: dict[str, list[dict]] = {}
     for t in trials:
         groups.setdefault(", ".join(f"{k}={t['params'][k]}" for k in others), []).append(t)
+    means: dict[str, list[tuple[float, float]]] = {}  # each config's mean over its seeds, by group
+    for row in results_table(trials, [*others, x]):
+        if row["test_accuracy_mean"] is not None:
+            means.setdefault(", ".join(f"{k}={row[k]}" for k in others), []).append(
+                (position(row[x]), 100 * row["test_accuracy_mean"]))
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.subplots()
     colors = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
@@ -303,11 +309,8 @@ def plot_sweep(trials: Sequence[dict], x: str, title: str | None = None,
         color = colors[k % len(colors)]
         ax.scatter([position(t["params"][x]) for t in done], [100 * t["final_test_accuracy"] for t in done],
                    color=color, alpha=0.8, zorder=3, label=label or "one point per seed")
-        means: dict[float, list[float]] = {}
-        for t in done:
-            means.setdefault(position(t["params"][x]), []).append(100 * t["final_test_accuracy"])
-        xs = sorted(means)
-        ax.plot(xs, [sum(means[v]) / len(means[v]) for v in xs], "-", color=color, alpha=0.6)
+        line = sorted(means.get(label, []))
+        ax.plot([pos for pos, _ in line], [mean for _, mean in line], "-", color=color, alpha=0.6)
     bad = [t for t in trials if t["status"] in ("diverged", "failed")]
     if bad:
         ax.scatter([position(t["params"][x]) for t in bad], [0.0] * len(bad), marker="x", s=60, color=TEST_COLOR,
