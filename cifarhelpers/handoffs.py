@@ -37,7 +37,7 @@ from .files import display_path, read_json, write_json
 from .loaders import train_statistics
 from .lr_range_test import LRRangeTestResult
 from .statistics import ChannelStats, class_counts
-from .sweep_results import UNITS
+from .sweep_results import UNITS, best_row
 
 STATS_JSON = "dataset_statistics.json"
 LR_JSON = "lr_range_test.json"
@@ -193,8 +193,6 @@ def save_lr_sweep(output_dir: str | os.PathLike, result: Any, lr_range_test: LRR
     the LRMAX with the best mean test accuracy, and notebook 03's suggestions and the LRMAX it used
     (None if notebook 03 has not run).
     ``result`` is a :class:`cifarhelpers.sweep.SweepResult`. Returns its path."""
-    from .sweep_results import best_row
-
     best = best_row(result.table)
     return write_json(Path(output_dir) / SWEEP_JSON, {
         "sweep_dir": str(result.sweep_dir), "backend": result.backend, "status": result.status,
