@@ -121,6 +121,8 @@ from cifarhelpers.models import build_model  # noqa: E402
 from cifarhelpers.precision import select_precision  # noqa: E402
 from cifarhelpers.recipes import RECIPES, build_criterion, build_optimizer  # noqa: E402
 from cifarhelpers.reproducibility import seed_epoch, seed_everything  # noqa: E402
+from cifarhelpers.runs import METRICS_FILE  # noqa: E402
+from cifarhelpers.sweep_trials import latest_run  # noqa: E402
 from cifarhelpers.notebook_runner import NOTEBOOKS, run_notebooks  # noqa: E402
 from cifarhelpers.train import fit  # noqa: E402
 from cifarhelpers.transforms import train_transform  # noqa: E402
@@ -212,6 +214,11 @@ class Settings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def loader_workers(self) -> int:
+        """The albumentations loader's DataLoader workers: ``albumentations_workers``, or one per
+        usable core (:func:`usable_cpus`) when it is None."""
+        return self.albumentations_workers if self.albumentations_workers is not None else usable_cpus()
 
 
 FULL = Settings(
@@ -826,19 +833,19 @@ class Context:
             torch.cuda.reset_peak_memory_stats(device)
         sync(device)
         start = time.perf_counter()
-        metrics = None
+        metrics = run_dir = None
         try:
             result = fit(cfg, data=self.data, progress=False)
-            metrics = result.metrics
+            metrics, run_dir = result.metrics, result.run_dir
             del result
         except KeyboardInterrupt:
-            self._fill(rec, _read_metrics(out), None, cfg, status="interrupted")
+            self._fill(rec, *_cut_short_run(out), None, cfg, status="interrupted")
             rec["error"] = "interrupted (budget watchdog or signal)"
             raise
         except Exception as err:  # recorded; the next run goes on
             rec["error"] = self.note_error(f"{part} {rec['label']}", err)
             status = "diverged" if isinstance(err, DivergenceError) else "failed"
-            self._fill(rec, _read_metrics(out), None, cfg, status=status)
+            self._fill(rec, *_cut_short_run(out), None, cfg, status=status)
             return rec
         finally:
             gc.collect()
@@ -846,7 +853,7 @@ class Context:
                 torch.cuda.empty_cache()
         sync(device)
         wall = time.perf_counter() - start
-        self._fill(rec, metrics, wall, cfg)
+        self._fill(rec, metrics, run_dir, wall, cfg)
         if part in ("main_job", "lr_sweep") and not cfg.compile and rec["status"] == "completed":
             self.calibrate_from(rec)
         acc = rec["test_accuracy_percent"]
@@ -858,11 +865,11 @@ class Context:
               f"x {rec['epochs_run']}; {self.budget.left():.0f} s left", flush=True)
         return rec
 
-    def _fill(self, rec: dict, metrics: dict | None, wall: float | None, cfg: TrainConfig,
+    def _fill(self, rec: dict, metrics: dict | None, run_dir: Path | None, wall: float | None, cfg: TrainConfig,
               status: str | None = None) -> None:
         if metrics:
             rec.update(run_figures(metrics, wall, cfg.batch_size))
-            rec["run_dir"] = str(_find_run_dir(self.work_dir, metrics))
+            rec["run_dir"] = str(run_dir)
         if status is not None:
             rec["status"] = status
         if metrics and metrics.get("precision"):
@@ -875,22 +882,14 @@ class Context:
         self.save()
 
 
-def _read_metrics(run_parent: Path) -> dict | None:
-    """The metrics.json of the single run folder under ``run_parent`` (a run cut short), if any."""
-    found = sorted(run_parent.glob("*/metrics.json"))
-    if not found:
-        return None
+def _cut_short_run(run_parent: Path) -> tuple[dict | None, Path | None]:
+    """The ``metrics.json`` and folder of the run under ``run_parent`` that fit() left without a
+    result (a failure or an interrupt): ``(None, None)`` if it wrote no readable metrics.json."""
+    run_dir = latest_run(run_parent)
     try:
-        return read_json(found[-1])
+        return (read_json(run_dir / METRICS_FILE), run_dir) if run_dir is not None else (None, None)
     except CifarHelpersError:
-        return None
-
-
-def _find_run_dir(work_dir: Path, metrics: dict) -> Path | None:
-    cfg = metrics.get("config") or {}
-    parent = Path(cfg.get("output_dir") or work_dir)
-    runs = sorted(p for p in parent.glob("*") if p.is_dir())
-    return runs[-1] if runs else None
+        return None, None
 
 
 def usable_cpus() -> int:
@@ -1082,9 +1081,8 @@ def part_lr_sweep(ctx: Context, part: dict) -> None:
 def part_albumentations(ctx: Context, part: dict) -> None:
     """The main job with the albumentations DataLoader: fewer epochs if 24 do not fit."""
     s = ctx.settings
-    cpus, os_cpus = usable_cpus(), os.cpu_count()
-    workers = s.albumentations_workers if s.albumentations_workers is not None else min(os_cpus or cpus, cpus)
-    part.update(num_workers=workers, os_cpu_count=os_cpus, usable_cpus=cpus)
+    workers = s.loader_workers()
+    part.update(num_workers=workers, os_cpu_count=os.cpu_count(), usable_cpus=usable_cpus())
     cfg = ctx.main_config(loader="albumentations", num_workers=workers)
     cal = ctx.ensure_calibration()
     if not ctx.decide("albumentations_path", "loader probe", None if cal is None else 10.0):
@@ -1235,8 +1233,7 @@ def part_zoo(ctx: Context, part: dict) -> None:
     """ResNet18-GN (plateau_sgd, 20 epochs, device loader) and DilatedNet (step_sgd, affine_cutout16,
     albumentations, 100 epochs or as many as fit)."""
     s = ctx.settings
-    cpus = usable_cpus()
-    workers = s.albumentations_workers if s.albumentations_workers is not None else min(os.cpu_count() or cpus, cpus)
+    workers = s.loader_workers()
     models = {
         # the device loader implements cutout8 only: ResNet18 keeps the default transform set
         "resnet18": (ctx.main_config(model="resnet18", recipe="plateau_sgd", epochs=s.resnet18_epochs),
@@ -1443,6 +1440,8 @@ def git_commit(flag: str | None) -> tuple[str | None, str, bool | None]:
     if flag:
         return flag, "--commit", None
     repo = Path(__file__).resolve().parent
+    if not (repo.parent / ".git").exists():  # a copy in the bundle: git would name whatever checkout holds it
+        return None, "unavailable (not run from the project's git checkout; pass --commit)", None
     try:
         sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
@@ -1547,9 +1546,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", default=os.environ.get("CIFAR10_ROOT"), help="CIFAR-10 copy (default: $CIFAR10_ROOT)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: auto; cpu with --smoke)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default: all)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="main-job seeds (default 0 1 2; smoke 0)")
+
+    def values(settings: Settings, name: str) -> str:
+        return " ".join(f"{v:g}" for v in getattr(settings, name))
+
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help=f"main-job seeds (default {values(FULL, 'seeds')}; smoke {values(SMOKE, 'seeds')})")
     p.add_argument("--lr-grid", nargs="+", type=float, default=None,
-                   help="LRMAX values of the sweep (default 5e-4 1e-3 2e-3 5e-3 1e-2 2e-2; smoke 1e-3 1e-2)")
+                   help=f"LRMAX values of the sweep (default {values(FULL, 'lr_grid')}; "
+                        f"smoke {values(SMOKE, 'lr_grid')})")
     p.add_argument("--notebooks-dir", default=str(here.parent / "notebooks"),
                    help="folder with notebooks 01-06 (default: the repository's notebooks/)")
     p.add_argument("--commit", default=None, help="git commit to record when the code is not a git checkout")
