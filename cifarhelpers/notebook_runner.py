@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import PROFILE_CHOICES
+from .data import ROOT_ENV
 from .devices import resolve_device
 from .errors import CifarHelpersError, ConfigError, require
 from .files import write_json
@@ -106,7 +107,9 @@ def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str |
     """Execute the notebooks in order with papermill into a new ``<YYYYmmdd-HHMMSS>-notebooks`` run folder.
 
     Every notebook gets ``output_dir`` = the run folder, plus those of ``parameters`` it declares.
-    The executed notebooks are saved in the run folder beside what they wrote.
+    The executed notebooks are saved in the run folder beside what they wrote. They run in
+    ``notebooks_dir``, so a relative data root (the ``data_root`` parameter or ``$CIFAR10_ROOT``)
+    is made absolute first: it means the same folder as where this is called.
 
     Args:
         parameters: parameter values, e.g. ``{"profile": "short", "epochs": 3}``.
@@ -145,26 +148,40 @@ def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str |
     validate_parameters(parameters)
     if "device" in parameters:
         resolve_device(parameters["device"])  # e.g. "cuda" on a machine without one: refused here, not in a notebook
+    if parameters.get("data_root"):
+        parameters["data_root"] = _from_here(parameters["data_root"])
     run_dir = new_run_dir(output_dir, "notebooks").resolve()
     write_json(run_dir / "parameters.json", {"parameters": parameters, "notebooks": list(notebooks),
                                              "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-    for name in notebooks:
-        given = {k: v for k, v in parameters.items() if k in declared[name]}
-        print(f"running {name} {given or ''}", flush=True)
-        try:
-            papermill.execute_notebook(
-                str(notebooks_dir / name), str(run_dir / name),
-                parameters={**given, "output_dir": str(run_dir)},
-                cwd=str(notebooks_dir), progress_bar=progress, kernel_name="python3",
-                log_output=log_output, stdout_file=sys.stdout if log_output else None,
-                stderr_file=sys.stderr if log_output else None,
-            )
-        except papermill.PapermillExecutionError as err:
-            err.notebook = name
-            err.traceback = [f"notebook {name} failed at cell In [{err.exec_count}] (executed copy with its "
-                             f"outputs: {run_dir / name})", *err.traceback]
-            raise
+    env_root = os.environ.get(ROOT_ENV)
+    if env_root:  # the kernels inherit this process's environment
+        os.environ[ROOT_ENV] = _from_here(env_root)
+    try:
+        for name in notebooks:
+            given = {k: v for k, v in parameters.items() if k in declared[name]}
+            print(f"running {name} {given or ''}", flush=True)
+            try:
+                papermill.execute_notebook(
+                    str(notebooks_dir / name), str(run_dir / name),
+                    parameters={**given, "output_dir": str(run_dir)},
+                    cwd=str(notebooks_dir), progress_bar=progress, kernel_name="python3",
+                    log_output=log_output, stdout_file=sys.stdout if log_output else None,
+                    stderr_file=sys.stderr if log_output else None,
+                )
+            except papermill.PapermillExecutionError as err:
+                err.notebook = name
+                err.traceback = [f"notebook {name} failed at cell In [{err.exec_count}] (executed copy with its "
+                                 f"outputs: {run_dir / name})", *err.traceback]
+                raise
+    finally:
+        if env_root is not None:
+            os.environ[ROOT_ENV] = env_root
     return run_dir
+
+
+def _from_here(path: str) -> str:
+    """``path`` made absolute from the current folder, unless it already is (``~`` counts as absolute)."""
+    return path if os.path.isabs(os.path.expanduser(path)) else os.path.abspath(path)
 
 
 def main(argv: list[str] | None = None) -> int:

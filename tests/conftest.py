@@ -30,7 +30,8 @@ def cifar_root() -> Path:
             "`make test`, which does both; or deselect these tests with -m 'not data'",
             pytrace=False,
         )
-    # Notebooks run in notebooks/: hand them the copy as an absolute path, so a relative CIFAR10_ROOT works too.
+    # nbval's kernels, started after these tests (`pytest tests notebooks --nbval-lax`), run in notebooks/ and read
+    # $CIFAR10_ROOT: an absolute path lets a relative one work there too (run_notebooks and `make test` do the same).
     os.environ["CIFAR10_ROOT"] = str(Path(root).resolve())
     return Path(root).resolve()
 

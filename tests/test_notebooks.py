@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -217,6 +218,26 @@ def test_runner_refuses_bad_parameters_before_running_anything(parameters, messa
     with pytest.raises(ConfigError, match=message):
         run_notebooks(parameters, output_dir=runs, progress=False)
     assert not runs.exists(), "no run folder for a refused run"
+
+
+def test_a_relative_data_root_reaches_the_notebooks_as_the_same_folder_seen_from_where_the_runner_was_called(
+        tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    params = nbformat.v4.new_code_cell('data_root = None\noutput_dir = "runs"')
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell("import json, os, pathlib\npathlib.Path(output_dir, 'seen.json').write_text("
+                                     "json.dumps({'data_root': data_root, 'env': os.environ['CIFAR10_ROOT']}))")
+    notebook = nbformat.v4.new_notebook(cells=[params, body])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, str(notebooks / "seen.ipynb"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CIFAR10_ROOT", "copies/from-env")
+    run_dir = run_notebooks({"data_root": "copies/given"}, output_dir="runs", notebooks_dir=notebooks,
+                            notebooks=("seen.ipynb",), progress=False)
+    seen = json.loads((run_dir / "seen.json").read_text())
+    assert seen == {"data_root": str(tmp_path / "copies/given"), "env": str(tmp_path / "copies/from-env")}
+    assert os.environ["CIFAR10_ROOT"] == "copies/from-env", "the caller's environment is left as it was"
 
 
 def test_cli_reports_a_refused_parameter_and_exits_2(tmp_path, capsys):
