@@ -63,11 +63,18 @@ def device_name(device: torch.device) -> str:
     return f"CPU: {model}, {torch.get_num_threads()} threads"
 
 
+CODE_COMMIT_ENV = "CIFARHELPERS_GIT_COMMIT"
+
+
 def code_version() -> str:
     """The code a result came from: ``cifarhelpers <version>``, plus the git commit of the checkout the
     package runs from (``git <12 hex>``, ``+ uncommitted changes`` when the package's code or
     pyproject.toml differs from it; executed notebooks and run outputs do not count)
-    when it is a git checkout with git installed; the version alone otherwise (an installed wheel)."""
+    when it is a git checkout with git installed. An installed copy (a wheel, the offline bundle) has no
+    checkout to ask: then ``$CIFARHELPERS_GIT_COMMIT``, set by whoever knows the commit the copy was built
+    from (the bundle's ``run.sh``, ``benchmarks/gpu_report.py --commit``), gives it, with ``-dirty`` at
+    its end read as ``+ uncommitted changes``; without it, the version alone."""
+    import os
     import subprocess
     from pathlib import Path
 
@@ -75,8 +82,13 @@ def code_version() -> str:
 
     text = f"cifarhelpers {__version__}"
     repo = Path(__file__).resolve().parents[1]
-    if not (repo / ".git").exists():  # an installed wheel: no checkout to ask
-        return text
+    if not (repo / ".git").exists():  # an installed copy: no checkout to ask
+        given = os.environ.get(CODE_COMMIT_ENV, "").strip()
+        dirty = given.endswith("-dirty")
+        sha = given.removesuffix("-dirty")
+        if not sha:
+            return text
+        return f"{text}, git {sha[:12]}" + (" + uncommitted changes" if dirty else "")
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                               text=True, timeout=10)

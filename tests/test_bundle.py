@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -359,6 +360,10 @@ def test_bundle_runs_the_gpu_report_smoke_in_the_isolated_python(local_bundle, n
         git = manifest["project"]["git"]
         if git["commit"]:  # run.sh hands the bundle's commit to the report (the bundle is no checkout)
             assert report["environment"]["git_commit"] == git["commit"] + ("-dirty" if git["dirty"] else "")
+            with tarfile.open(out / "notebooks.tar.gz") as tar:  # and, through the kernels, to the notebooks
+                member = next(m for m in tar.getmembers() if m.name.endswith("01_dataset_statistics.ipynb"))
+                first_lines = tar.extractfile(member).read().decode()
+            assert f"git {git['commit'][:12]}" in first_lines, "notebook 01's first output line names the commit"
     else:  # the bundle was built before benchmarks/gpu_report.py existed: the main job instead
         proc = _run_sh(local_bundle, node_python, tmp_path / "run", "train", "--profile", "short", "--train-subset",
                        "256", "--test-subset", "200", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
@@ -380,6 +385,41 @@ def test_bundle_installs_without_pip_and_the_kernel_sees_it(local_bundle, node_p
     assert "unpacking them with zipfile" in proc.stderr
     assert "kernel python3" in proc.stderr and "imports cifarhelpers from the bundle" in proc.stderr
     assert "bundle OK" in proc.stderr
+
+
+# Put first on sys.path through PYTHONPATH (which run.sh keeps, behind its site folder, and the kernel
+# inherits), Python imports this at start-up. Its finder says something on stdout and on stderr when
+# albumentations is imported, as tqdm did on the node (``TqdmWarning: IProgress not found`` on the
+# kernel's stderr) -- in the kernel that happens inside run.sh's check cell, so it arrives as that
+# cell's stream messages, beside the answer the check reads.
+NOISY_SITECUSTOMIZE = '''\
+import sys
+
+
+class NoisyImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "albumentations":
+            print("noise-on-stdout before the answer", end="")
+            print("TqdmWarning: IProgress not found. Please update jupyter and ipywidgets.", file=sys.stderr)
+        return None
+
+
+sys.meta_path.insert(0, NoisyImport())
+'''
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_the_kernel_check_reads_only_its_answer_on_stdout(local_bundle, node_python, tmp_path):
+    """What the kernel prints on stderr or stdout while the check cell imports is no answer and breaks none."""
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    (noisy / "sitecustomize.py").write_text(NOISY_SITECUSTOMIZE)
+    proc = _run_sh(local_bundle, node_python, tmp_path / "run", "check", PYTHONPATH=str(noisy))
+    # the checks' own Python made the noise too (so the kernel, with the same PYTHONPATH, did as well)
+    assert "IProgress not found" in proc.stderr and "noise-on-stdout" in proc.stdout, proc.stderr[-4000:]
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    assert "imports cifarhelpers from the bundle" in proc.stderr and "bundle OK" in proc.stderr
 
 
 @pytest.mark.data

@@ -1078,18 +1078,43 @@ if kernel_check:
     from jupyter_client.manager import start_new_kernel
     spec = KernelSpecManager().get_kernel_spec("python3")
     km, kc = start_new_kernel(kernel_name="python3", startup_timeout=120)
-    lines = []
+    # Only the kernel's stdout stream counts, and in it only the lines with our marker: importing
+    # albumentations & co. in a kernel may print anything (on the node tqdm warned on stderr that
+    # IProgress was not found), which must neither pass for nor break the answer. stderr is kept
+    # apart, for the message when the check fails.
+    marker = "CIFARHELPERS_KERNEL_CHECK"
+    out, err = [], []
+
+    def collect(msg):
+        if msg["msg_type"] == "stream":
+            (out if msg["content"]["name"] == "stdout" else err).append(msg["content"]["text"])
+
     try:
         reply = kc.execute_interactive(
-            "import sys, cifarhelpers, albumentations; print(sys.executable); print(cifarhelpers.__file__)",
-            timeout=120, output_hook=lambda msg: lines.append(msg["content"].get("text", "")))
+            "import sys, cifarhelpers, albumentations\n"
+            f"print('{marker} executable=' + sys.executable)\n"
+            f"print('{marker} cifarhelpers=' + cifarhelpers.__file__)\n",
+            timeout=120, output_hook=collect)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    text = "".join(lines).split()
-    if reply["content"]["status"] != "ok" or len(text) < 2 or not text[1].startswith(site):
-        sys.exit(f"run.sh: the Jupyter kernel python3 ({spec.argv[0]}) did not see the bundle: {reply['content']} {text}")
-    print(f"  kernel python3 ({text[0]}) imports cifarhelpers from the bundle", file=sys.stderr)
+    stdout, seen = "".join(out), {}  # seen: {"executable": ..., "cifarhelpers": <its __file__>}
+    for line in stdout.splitlines():
+        _, hit, rest = line.partition(marker + " ")  # after noise printed without a newline, too
+        if hit:
+            key, _, value = rest.partition("=")
+            seen[key] = value
+    found = seen.get("cifarhelpers", "")
+    if reply["content"]["status"] != "ok" or not found.startswith(os.path.join(site, "")):
+        content = reply["content"]
+        if content["status"] != "ok":
+            why = f"{content['status']}: {content.get('ename', '')}: {content.get('evalue', '')}"
+        else:
+            why = f"cifarhelpers from {found}" if found else f"no {marker} line in its stdout: {stdout[-500:]!r}"
+        stderr = "".join(err).strip()
+        sys.exit(f"run.sh: the Jupyter kernel python3 ({spec.argv[0]}) did not see the bundle in {site} ({why}); "
+                 f"its stderr: {stderr[-2000:] or '(none)'}")
+    print(f"  kernel python3 ({seen.get('executable', '?')}) imports cifarhelpers from the bundle", file=sys.stderr)
 PY
 say "checks passed in $((SECONDS - t0)) s"
 
@@ -1111,11 +1136,14 @@ elif [ -z "${CIFAR10_ROOT:-}" ] || [ ! -d "${CIFAR10_ROOT:-}" ]; then
 fi
 
 # -- the job -------------------------------------------------------------------------------
+# The commit the bundle was built from (the bundle is no git checkout): every job's code_version (the
+# notebooks' first output line) names it through $CIFARHELPERS_GIT_COMMIT unless it is set.
+c="$("$PYTHON" -c 'import json, sys; g = json.load(open(sys.argv[1]))["project"]["git"]; print((g["commit"] or "") + ("-dirty" if g["commit"] and g["dirty"] else ""))' "$here/MANIFEST.json")"
+if [ -n "$c" ] && [ -z "${CIFARHELPERS_GIT_COMMIT:-}" ]; then export CIFARHELPERS_GIT_COMMIT="$c"; fi
 case "$job" in
   gpu-report)
     [ -f "$here/gpu_report.py" ] || { say "this bundle has no gpu_report.py (benchmarks/gpu_report.py did not exist when it was built)"; exit 1; }
-    commit=()  # the commit the bundle was built from (the bundle is no git checkout); a later --commit wins
-    c="$("$PYTHON" -c 'import json, sys; g = json.load(open(sys.argv[1]))["project"]["git"]; print((g["commit"] or "") + ("-dirty" if g["commit"] and g["dirty"] else ""))' "$here/MANIFEST.json")"
+    commit=()  # a later --commit wins
     if [ -n "$c" ]; then commit=(--commit "$c"); fi
     cmd=("$PYTHON" "$here/gpu_report.py" --notebooks-dir "$here/notebooks" ${commit[@]+"${commit[@]}"} "$@") ;;
   train) cmd=("$PYTHON" -m cifarhelpers.cli "$@") ;;
