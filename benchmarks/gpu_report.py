@@ -15,8 +15,8 @@ its runs ends, atomically, so a run cut short keeps what it measured):
    device loader, channels-last, bf16 autocast, all 50,000 training and 10,000 test images, seeds
    0, 1, 2 without ``torch.compile``, then one seed with ``compile=True`` if time allows.
 2. ``lr_sweep``: the LR range test (100 iterations, batch 512, whole training set), then the main job
-   at each LRMAX of ``--lr-grid`` (24 epochs, seed 0); LRMAX = 0.01 reuses part 1's seed-0 run. The
-   grid runs in order of information: the default, its neighbours, the range test's suggestion, then
+   at each LRMAX of ``--lr-grid`` (24 epochs, seed 0); the recipe's default LRMAX reuses part 1's seed-0
+   run. The grid runs in order of information: the default, its neighbours, the range test's suggestion, then
    the rest by distance from the default (log scale).
 3. ``albumentations_path``: the main job with the albumentations DataLoader (one worker per core),
    seed 0; fewer epochs if 24 do not fit (said so in the JSON).
@@ -110,7 +110,7 @@ import torch  # noqa: E402
 import cifarhelpers  # noqa: E402
 from cifarhelpers.config import PROFILES, TrainConfig, resolve_profile  # noqa: E402
 from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
-from cifarhelpers.devices import device_name, resolve_device  # noqa: E402
+from cifarhelpers.devices import CODE_COMMIT_ENV, device_name, resolve_device  # noqa: E402
 from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
 from cifarhelpers.errors import CifarHelpersError, DivergenceError  # noqa: E402
 from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
@@ -144,7 +144,7 @@ OUTPUT_FILES = (REPORT_JSON, NOTEBOOKS_TAR, TOP_KERNELS_TXT, LOG_FILE)
 MAX_FILE_BYTES = 16 * 2**20
 MAX_LOG_BYTES = 15 * 2**20
 SCHEMA = "cifarhelpers-gpu-report/1"
-DEFAULT_LR = RECIPES["onecycle_adam"].default_lr  # 0.01: the main job's LRMAX
+DEFAULT_LR = RECIPES["onecycle_adam"].default_lr  # the main job's LRMAX (0.005 since the H200 sweep)
 #: Kernel names counted as convolution / matrix multiplication (case-insensitive), unless they
 #: also match NOT_CONV_MATMUL (cuDNN's batch-norm and pooling kernels carry "cudnn" too).
 CONV_MATMUL = r"conv|gemm|cutlass|xmma|sm80_|sm90_|sm100_|cudnn|wgrad|dgrad|implicit|winograd|fprop|mm_|addmm|aten::mm|matmul|linear"
@@ -232,7 +232,7 @@ FULL = Settings(
 #: Tiny and on the CPU; main-job runs keep 2 epochs so the warm-up split (epoch 1 vs the rest) is computed.
 SMOKE = Settings(
     mode="smoke", device="cpu", train_subset=64, test_subset=50, batch_size=16, epochs=2,
-    seeds=(0,), lr_grid=(1e-3, 1e-2), lr_test_iterations=17,
+    seeds=(0,), lr_grid=(1e-3, 5e-3), lr_test_iterations=17,  # 5e-3: the default, reused
     albumentations_workers=0, resnet18_epochs=1, dilated_epochs=1,
     notebook_parameters={"profile": "short", "train_subset": 64, "test_subset": 50, "epochs": 1,
                          "batch_size": 16, "lr_test_iterations": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
@@ -1290,14 +1290,25 @@ def part_zoo(ctx: Context, part: dict) -> None:
         ctx.train(rec, cfg.replace(epochs=epochs), "zoo")
 
 
+def is_annotation(event) -> bool:
+    """Whether a profiler event is a user annotation (a named range over other events), not work."""
+    name = str(getattr(event, "name", ""))
+    return bool(getattr(event, "is_user_annotation", False)) or name.startswith(("ProfilerStep#", "Optimizer."))
+
+
 def kernel_records(prof, device: torch.device) -> tuple[list[tuple[str, float, int]], str]:
     """``(name, seconds, calls)`` per kernel name from a finished profiler, and what was measured.
 
     On CUDA: the device (kernel, memcpy, memset) events' own durations. Elsewhere: CPU ops' self time.
+    Annotations on the device's timeline (``record_function`` ranges such as the optimizer's
+    ``Optimizer.step#Adam.step``, ``ProfilerStep#N``) span kernels that are counted on their own, so
+    they are left out: counted, they would count those kernels' time twice.
     """
     agg: dict[str, list[float]] = {}
     if device.type == "cuda":
         for e in prof.events():
+            if is_annotation(e):
+                continue
             if str(getattr(e, "device_type", "")).split(".")[-1] in ("CUDA", "HIP"):
                 a = agg.setdefault(e.name, [0.0, 0])
                 a[0] += e.time_range.elapsed_us() / 1e6
@@ -1597,6 +1608,8 @@ def main(argv: list[str] | None = None, start: float | None = None) -> int:
     try:
         device = resolve_device(args.device or settings.device)
         report["environment"] = environment(device, args.commit)
+        if args.commit:  # the notebooks' kernels inherit it: their first line names the commit (code_version)
+            os.environ.setdefault(CODE_COMMIT_ENV, args.commit)
         print(f"gpu_report ({settings.mode}): {report['environment']['device']}; torch {torch.__version__}; budget "
               f"{budget.total_seconds:.0f} s; parts {', '.join(parts)}; output {out_dir}; scratch {work_dir}", flush=True)
         start = time.perf_counter()

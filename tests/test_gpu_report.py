@@ -150,6 +150,24 @@ def test_kernel_shares_sum_to_100_and_cudnn_batch_norm_is_not_a_convolution():
     assert text.startswith("header") and "sm90_xmma_fprop_implicit_gemm" in text
 
 
+def test_kernel_records_leave_out_annotations_that_span_counted_kernels():
+    """The H200 report of 2026-11-26 listed ``Optimizer.step#Adam.step`` (a range over the optimizer's own
+    kernels, device type CUDA) among the top kernels: its time was counted twice."""
+    from types import SimpleNamespace
+
+    def event(name, us, annotation=False):
+        return SimpleNamespace(name=name, device_type="DeviceType.CUDA", is_user_annotation=annotation,
+                               time_range=SimpleNamespace(elapsed_us=lambda: us))
+
+    events = [event("sm90_xmma_fprop_implicit_gemm", 600), event("multi_tensor_apply_kernel<Adam>", 300),
+              event("Optimizer.step#Adam.step", 320), event("ProfilerStep#3", 1000),
+              event("some_range", 900, annotation=True), event("multi_tensor_apply_kernel<Adam>", 100)]
+    records, what = gr.kernel_records(SimpleNamespace(events=lambda: events), gr.torch.device("cuda"))
+    assert what.startswith("CUDA kernels")
+    assert sorted(records) == [("multi_tensor_apply_kernel<Adam>", pytest.approx(400e-6), 2),
+                               ("sm90_xmma_fprop_implicit_gemm", pytest.approx(600e-6), 1)]
+
+
 # -- the JSON layout --------------------------------------------------------------------------
 
 def test_the_layout_has_the_same_keys_in_smoke_and_full_mode():
