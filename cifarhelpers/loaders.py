@@ -50,16 +50,22 @@ class AlbumentationsLoader:
             dropped images differ every epoch) when True; keep order and every image when False.
         num_workers: DataLoader workers (see :func:`default_num_workers`).
         pin_memory: pin host memory for faster copies to a GPU.
+        persistent_workers: keep the workers alive from one pass to the next (with ``num_workers > 0``).
+            Only for a pipeline that draws nothing at random (the test pipeline): workers are seeded
+            when they start, so :meth:`set_epoch` cannot reseed persistent ones. The default, False,
+            starts them afresh every pass. :func:`prepare_data` keeps the test loader's: on the H200
+            report of 2026-11-26, 24 test passes with 16 workers started afresh each time took 12.0 s,
+            against 0.8 s on the device loader.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose, *, batch_size: int,
-                 train: bool, num_workers: int = 0, pin_memory: bool = False):
+                 train: bool, num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False):
         self.dataset = AugmentedDataset(images, labels, transform)
         self.generator = torch.Generator()
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=num_workers,
             pin_memory=pin_memory, worker_init_fn=seed_worker, generator=self.generator,
-            persistent_workers=False,
+            persistent_workers=persistent_workers and num_workers > 0,
         )
 
     def set_epoch(self, seed: int) -> None:
@@ -147,6 +153,6 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
         common = dict(num_workers=workers, pin_memory=device.type == "cuda")
         train_loader = AlbumentationsLoader(x_train, y_train, train_transform(stats.mean, stats.std, cfg.transform_set),
                                             batch_size=cfg.batch_size, train=True, **common)
-        test_loader = AlbumentationsLoader(x_test, y_test, test_transform(stats.mean, stats.std),
-                                           batch_size=test_batch, train=False, **common)
+        test_loader = AlbumentationsLoader(x_test, y_test, test_transform(stats.mean, stats.std),  # no randomness
+                                           batch_size=test_batch, train=False, persistent_workers=True, **common)
     return Prepared(data, stats, train_loader, test_loader, len(x_train), len(x_test))

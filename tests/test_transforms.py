@@ -140,6 +140,37 @@ def test_workers_draw_different_augmentations():
     assert all(torch.equal(a, b) for a, b in zip(batches, [x for x, _ in loader])), "seeded epochs repeat"
 
 
+def test_only_a_loader_asked_to_keeps_its_workers_from_one_pass_to_the_next():
+    """Persistent workers skip the start-up of every test pass; a training loader's restart (set_epoch reseeds them)."""
+    from cifarhelpers.loaders import AlbumentationsLoader
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    kept = AlbumentationsLoader(images, np.arange(6), T.test_transform(MEAN, STD), batch_size=2, train=False,
+                                num_workers=1, persistent_workers=True)
+    first = [x for x, _ in kept]
+    workers = kept.loader._iterator
+    second = [x for x, _ in kept]
+    assert workers is not None and kept.loader._iterator is workers, "the same worker processes served both passes"
+    assert all(torch.equal(a, b) for a, b in zip(first, second)) and len(first) == 3
+    fresh = AlbumentationsLoader(images, np.arange(6), T.test_transform(MEAN, STD), batch_size=2, train=False,
+                                 num_workers=1)
+    assert len([x for x, _ in fresh]) == 3 and fresh.loader._iterator is None, "none kept by default"
+    in_process = AlbumentationsLoader(images, np.arange(6), T.test_transform(MEAN, STD), batch_size=2, train=False,
+                                      persistent_workers=True)  # no workers: nothing to keep, and no error
+    assert not in_process.loader.persistent_workers
+
+
+@pytest.mark.data
+def test_prepare_data_keeps_the_test_loaders_workers_only(small_data):
+    from cifarhelpers.config import TrainConfig
+    from cifarhelpers.loaders import prepare_data
+
+    cfg = TrainConfig(model="dilated_net", device="cpu", train_subset=32, test_subset=20, batch_size=16,
+                      loader="albumentations", num_workers=1)
+    prep = prepare_data(cfg, torch.device("cpu"), small_data, progress=False)
+    assert prep.test_loader.loader.persistent_workers and not prep.train_loader.loader.persistent_workers
+
+
 def test_denormalize_inverts_normalize(image):
     x = T.test_transform(MEAN, STD)(image=image)["image"]
     back = denormalize(x, MEAN, STD)
