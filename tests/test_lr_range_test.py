@@ -81,7 +81,7 @@ def test_a_full_test_suggests_an_lr_and_restores_weights_and_batchnorm_buffers_e
     kept = result.lrs[2:7]  # the points kept after skipping 2 first and 1 last
     assert result.suggestions["valley"] in kept and result.suggestions["steepest"] in kept
     assert result.suggestions["min_loss"] * 10 in kept
-    assert result.rule == "valley" and result.max_lr == result.suggestions["valley"]
+    assert result.rule == "min_loss" and result.max_lr == result.suggestions["min_loss"], "the default rule"
     assert result.min_lr == pytest.approx(result.max_lr / 10)
     _assert_restored(model, before, training=False)
 

@@ -118,8 +118,8 @@ def test_describe_lr_names_the_default_only_when_far_from_it_and_lrmin_only_wher
     assert describe_lr(cfg.replace(max_lr=0.005), "notebook 03") == "LRMAX 0.005 (LRMIN 0.0005) from notebook 03"
     assert describe_lr(cfg.replace(max_lr=0.005, min_lr=0.002), "x") == "LRMAX 0.005 (LRMIN 0.002) from x"
     far = describe_lr(cfg.replace(max_lr=2.6e-4), "the LR range test (steepest)")
-    assert "38x below the recipe's default LRMAX 0.01" in far
-    assert "4x above the recipe's default" in describe_lr(cfg.replace(max_lr=0.04), "--max-lr")
+    assert "19x below the recipe's default LRMAX 0.005" in far
+    assert "4x above the recipe's default" in describe_lr(cfg.replace(max_lr=0.02), "--max-lr")
     assert describe_lr(cfg.replace(recipe="plateau_sgd"), "the plateau_sgd recipe's default") == (
         "LRMAX 0.1 from the plateau_sgd recipe's default")
     with pytest.raises(ConfigError, match="find"):

@@ -349,7 +349,7 @@ def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tm
     setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
     with pytest.warns(UserWarning, match=r"no LR range test found .*Run notebook 03 first"):
         cfg, source = training_config(setup)  # opened on its own: the recipe's default, with a warning
-    assert cfg.max_lr is None and cfg.resolved_max_lr == 0.01 and "notebook 03's lr_range_test.json is not in" in source
+    assert cfg.max_lr is None and cfg.resolved_max_lr == 0.005 and "notebook 03's lr_range_test.json is not in" in source
     with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by notebook 03\).*does not exist"):
         training_config(setup, lr_path=tmp_path / "elsewhere.json")  # a file asked for by name must exist
     curve = {"lrs": [1e-4, 1e-3, 1e-2], "losses": [2.3, 2.0, 2.5], "rule": "steepest",
@@ -411,7 +411,6 @@ def test_committed_notebook_structure(path):
     assert first.cell_type == "markdown" and first.source.startswith(f"# {path.name[:2]} ")
     colab_link = f"https://colab.research.google.com/github/cifarhelpers/cifarhelpers/blob/main/notebooks/{path.name}"
     assert colab_link in first.source and "colab-badge.svg" in first.source
-    assert "CPU" in first.source and "short profile" in first.source, "says what produced the committed outputs"
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     colab, params = code[0], code[1]
@@ -430,8 +429,15 @@ def test_committed_notebook_structure(path):
     assert counts == sorted(counts), "executed top to bottom"
     for cell in code[2:]:
         assert cell.outputs, f"a cell without output: {cell.source[:60]!r}"
-    assert "device: CPU" in "".join(o.get("text", "") for o in code[2].outputs) and "profile: short" in \
-        "".join(o.get("text", "") for o in code[2].outputs)
+    # the first output line names device and profile, and the first cell says the same of the committed outputs
+    ran = re.search(r"^device: (.+?) \| profile: (\w+) \| data: ", "".join(o.get("text", "") for o in code[2].outputs))
+    assert ran, "the set-up cell's first output line names device, profile and data copy"
+    device, profile = ran.groups()
+    provenance = first.source.split("\n\n")[-1]
+    assert provenance.startswith("*The outputs committed with this notebook come from a real run on ")
+    assert (f"a CPU ({device.split(', ')[-1].split()[0]} cores)" if device.startswith("CPU") else f"**{device}**") \
+        in provenance, f"the first cell says the committed outputs come from {device}"
+    assert f"**{profile} profile**" in provenance, f"the first cell says the committed outputs are {profile}-profile"
     assert "widgets" not in nb.metadata, "no widget state committed"
     assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in code), "at least one deterministic output is checked"
     assert path.stat().st_size < 2_000_000

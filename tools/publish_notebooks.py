@@ -1,0 +1,180 @@
+"""Commit the outputs of notebooks executed elsewhere (the GPU report's ``notebooks.tar.gz``) into ``notebooks/``.
+
+The committed notebooks are the project's face, and their outputs should come from the best real run
+at hand: on a GPU node, ``benchmarks/gpu_report.py`` executes notebooks 01-06 with the full profile
+and packs them into ``notebooks.tar.gz``. This script moves those outputs into the committed
+notebooks, and nothing else::
+
+    .venv/bin/python tools/publish_notebooks.py results/gpu-nvidia-h200/notebooks.tar.gz \\
+        --report results/gpu-nvidia-h200/gpu_report.json          # writes notebooks/01..06
+    .venv/bin/python tools/publish_notebooks.py <folder or .tar.gz> --report <json> --dry-run
+
+For each executed notebook it
+
+* keeps the committed notebook's cells (sources, markdown, ids, tags) and takes each code cell's
+  outputs and execution count from the executed copy, matched by cell id; a code cell whose source
+  differs is an error (the run used other code: run it again), nothing is written;
+* leaves out the cell papermill injected (its parameters stay in the notebook's ``papermill``
+  metadata, and the first markdown cell names the profile);
+* leaves out progress bars drawn as text on stderr (tqdm without ipywidgets: hundreds of frames
+  and cursor-up escapes per bar) and tqdm's "IProgress not found" warning; every other output,
+  stderr included, is kept as it came;
+* rewrites the provenance line (the italic last paragraph) of the first markdown cell to say which
+  device, profile, commit and date produced the outputs, and where the run's figures are.
+
+Errors (``SystemExit`` with the problem and the fix; nothing is written unless every notebook passes):
+an executed notebook without a committed counterpart, a cell id missing on either side, a code
+cell whose source differs, an executed cell with an error output, a report without a device or commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import sys
+import tarfile
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVENANCE_START = "*The outputs committed with this notebook come from"
+# A text progress bar frame (tqdm's "  37%|███▋      | 36/97 [...]"), tqdm's cursor-up escape between
+# nested bars, or a frame that is only whitespace (a bar cleared with leave=False).
+_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\x1b\[A")
+_IPROGRESS = "TqdmWarning: IProgress not found"
+
+
+def is_progress_output(output: dict) -> bool:
+    """Whether an output is a text progress bar frame or tqdm's IProgress warning (stderr streams only)."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    text = "".join(output.get("text", ""))
+    return bool(_BAR.search(text)) or _IPROGRESS in text or not text.strip()
+
+
+def read_executed(source: Path) -> dict[str, nbformat.NotebookNode]:
+    """The executed notebooks by file name, from a folder or a ``.tar.gz`` (any depth inside it)."""
+    found: dict[str, nbformat.NotebookNode] = {}
+    if source.is_dir():
+        for path in sorted(source.rglob("*.ipynb")):
+            found[path.name] = nbformat.read(path, as_version=4)
+    elif source.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(source) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.endswith(".ipynb"):
+                    text = tar.extractfile(member).read().decode("utf-8")
+                    found[Path(member.name).name] = nbformat.reads(text, as_version=4)
+    else:
+        raise SystemExit(f"publish_notebooks: {source} is neither a folder nor a .tar.gz of executed notebooks")
+    if not found:
+        raise SystemExit(f"publish_notebooks: no .ipynb in {source}")
+    return found
+
+
+def run_profile(nb: nbformat.NotebookNode, name: str) -> str:
+    """The profile an executed notebook ran with, from its first output line (``device: .. | profile: ..``)."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            found = re.search(r"device: .+? \| profile: (\w+)", "".join(output.get("text", "")))
+            if found:
+                return found.group(1)
+    raise SystemExit(f"publish_notebooks: {name}: no output line 'device: .. | profile: ..' (start_notebook's): "
+                     "was it executed?")
+
+
+def provenance(report: dict, profile: str, where: str) -> str:
+    """The first markdown cell's provenance line for outputs of the GPU report ``report`` (its JSON),
+    whose files are in the folder ``where`` (as the reader should see it, e.g. ``results/gpu-nvidia-h200/``)."""
+    env = report.get("environment") or {}
+    device, commit = env.get("device"), env.get("git_commit")
+    if not device or not commit:
+        raise SystemExit("publish_notebooks: the report names no device or no git commit (environment.device, "
+                         "environment.git_commit): pass the report of the run that executed these notebooks")
+    date = str(report.get("started_at", ""))[:10]
+    return (f"{PROVENANCE_START} a real run on an **{device}** with the **{profile} profile** "
+            f"(`benchmarks/gpu_report.py` through the offline bundle, code at commit `{commit[:7]}`, {date}; "
+            f"that run's figures are in `{where}`). The first output line names the device, profile and data "
+            f"copy; text progress bars were left out of the committed outputs.*")
+
+
+def merge(committed: nbformat.NotebookNode, executed: nbformat.NotebookNode, name: str,
+          line: str) -> tuple[nbformat.NotebookNode, int]:
+    """The committed notebook with the executed copy's outputs; returns it and the outputs left out."""
+    by_id = {c.get("id"): c for c in executed.cells
+             if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])}
+    out = nbformat.from_dict(json.loads(json.dumps(committed)))
+    dropped = 0
+    for index, cell in enumerate(out.cells):
+        if cell.cell_type != "code":
+            continue
+        ran = by_id.get(cell.get("id"))
+        if ran is None:
+            raise SystemExit(f"publish_notebooks: {name}: cell {index} (id {cell.get('id')!r}) is not in the "
+                             "executed copy: it was run from other code; run it again from this commit")
+        if ran.source != cell.source:
+            raise SystemExit(f"publish_notebooks: {name}: the source of cell {index} (id {cell.id!r}) differs from "
+                             "the executed copy's: it was run from other code; run it again from this commit")
+        if any(o.get("output_type") == "error" for o in ran.outputs):
+            raise SystemExit(f"publish_notebooks: {name}: cell {index} ended with an error in the executed copy")
+        kept = [o for o in ran.outputs if not is_progress_output(o)]
+        dropped += len(ran.outputs) - len(kept)
+        cell.outputs, cell.execution_count = kept, ran.execution_count
+        cell.metadata = {**cell.metadata, **{k: v for k, v in ran.metadata.items() if k in ("execution", "papermill")}}
+    extra = set(by_id) - {c.get("id") for c in out.cells if c.cell_type == "code"}
+    if extra:
+        raise SystemExit(f"publish_notebooks: {name}: the executed copy has code cells {sorted(extra)} that the "
+                         "committed notebook lacks: it was run from other code; run it again from this commit")
+    first = out.cells[0]
+    paragraphs = first.source.split("\n\n")
+    if first.cell_type != "markdown" or not paragraphs[-1].startswith(PROVENANCE_START):
+        raise SystemExit(f"publish_notebooks: {name}: the first cell has no provenance paragraph starting with "
+                         f"{PROVENANCE_START!r}; add one")
+    first.source = "\n\n".join(paragraphs[:-1] + [line])
+    out.metadata.pop("widgets", None)
+    if "papermill" in executed.metadata:
+        out.metadata["papermill"] = executed.metadata["papermill"]
+    return out, dropped
+
+
+def publish(source: Path, report_path: Path, notebooks_dir: Path, *, dry_run: bool = False) -> list[Path]:
+    """Merge every executed notebook of ``source`` into ``notebooks_dir``; returns the files written."""
+    report = json.loads(report_path.read_text())
+    folder = report_path.resolve().parent
+    where = f"{folder.relative_to(ROOT)}/" if folder.is_relative_to(ROOT) else f"{folder}/"
+    executed = read_executed(source)
+    merged = {}
+    for name, nb in sorted(executed.items()):
+        target = notebooks_dir / name
+        if not target.exists():
+            raise SystemExit(f"publish_notebooks: {name} has no committed counterpart in {notebooks_dir}")
+        profile = run_profile(nb, name)
+        merged[target], dropped = merge(nbformat.read(target, as_version=4), nb, name, provenance(report, profile, where))
+        print(f"{name}: outputs from the executed copy ({profile} profile), {dropped} progress-bar outputs left out")
+    if dry_run:
+        return []
+    for target, nb in merged.items():
+        nbformat.validate(nb)
+        buf = io.StringIO()
+        nbformat.write(nb, buf)
+        target.write_text(buf.getvalue())
+    return list(merged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("source", type=Path, help="folder or .tar.gz with the executed notebooks")
+    p.add_argument("--report", type=Path, required=True, help="gpu_report.json of the run that executed them")
+    p.add_argument("--notebooks-dir", type=Path, default=ROOT / "notebooks")
+    p.add_argument("--dry-run", action="store_true", help="check and say what would change; write nothing")
+    args = p.parse_args(argv)
+    written = publish(args.source, args.report, args.notebooks_dir, dry_run=args.dry_run)
+    for path in written:
+        print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
