@@ -1522,8 +1522,16 @@ class Tee:
 
 def start_watchdog(budget: Budget, report: dict) -> threading.Timer:
     """A timer that interrupts the main thread (KeyboardInterrupt) when the whole budget is spent,
-    so the run in progress is recorded as interrupted and the report is finished in time."""
+    so the run in progress is recorded as interrupted and the report is finished in time.
+
+    ``_thread.interrupt_main`` does nothing while SIGINT is ignored, as it is in a process a shell
+    starts in the background without job control (``cmd &`` in a script, ``nohup``): then Python's
+    default handler is installed first (from the main thread), or the watchdog would never fire.
+    """
     import _thread
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def fire():
         report["budget"]["watchdog_fired"] = True
@@ -1608,8 +1616,8 @@ def main(argv: list[str] | None = None, start: float | None = None) -> int:
     try:
         device = resolve_device(args.device or settings.device)
         report["environment"] = environment(device, args.commit)
-        if args.commit:  # the notebooks' kernels inherit it: their first line names the commit (code_version)
-            os.environ.setdefault(CODE_COMMIT_ENV, args.commit)
+        if args.commit:  # the notebooks' kernels inherit it: their first line names the commit (code_version);
+            os.environ[CODE_COMMIT_ENV] = args.commit  # the report and its notebooks name the same one
         print(f"gpu_report ({settings.mode}): {report['environment']['device']}; torch {torch.__version__}; budget "
               f"{budget.total_seconds:.0f} s; parts {', '.join(parts)}; output {out_dir}; scratch {work_dir}", flush=True)
         start = time.perf_counter()

@@ -3,7 +3,7 @@
 Example::
 
     from cifarhelpers.config import TrainConfig
-    cfg = TrainConfig(epochs=24, batch_size=512, max_lr=0.01)     # validated here
+    cfg = TrainConfig(epochs=24, batch_size=512, max_lr=0.005)    # validated here
     cfg = cfg.replace(train_subset=4096)                           # validated again
     TrainConfig(epochs=0)      # ConfigError: epochs=0 is invalid: ... (must be an integer >= 1)
     TrainConfig.field_help()["max_lr"]                             # what a field means, its unit and range

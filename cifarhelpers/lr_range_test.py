@@ -3,7 +3,7 @@ https://arxiv.org/abs/1506.01186), run with torch-lr-finder's ``LRFinder``.
 
 The LR grows exponentially from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches while the
 (smoothed) training loss is recorded; every rule of :mod:`cifarhelpers.lr_suggestions` (fastai's
-valley, steepest descent, minimum loss / 10 by default) suggests an LRMAX from the curve. Then the
+valley, steepest descent and min_loss / 10, the default) suggests an LRMAX from the curve. Then the
 model is restored: the test never leaves its weights, BatchNorm statistics or an LR scheduler
 changed, even when it stops on a NaN loss or an exception.
 

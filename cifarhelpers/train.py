@@ -5,7 +5,7 @@ From Python::
     from cifarhelpers.config import TrainConfig
     from cifarhelpers.runs import resume_config
     from cifarhelpers.train import fit
-    result = fit(TrainConfig(epochs=24, max_lr=0.01))
+    result = fit(TrainConfig(epochs=24, max_lr=0.005))
     result.final_test_accuracy, result.run_dir
     result = fit(resume_config("runs/20261122-101500-custom_resnet"))   # after a crash
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import cifarhelpers
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bundle_tool", ROOT / "tools" / "bundle.py")
 bundle = importlib.util.module_from_spec(_spec)
@@ -362,8 +364,11 @@ def test_bundle_runs_the_gpu_report_smoke_in_the_isolated_python(local_bundle, n
             assert report["environment"]["git_commit"] == git["commit"] + ("-dirty" if git["dirty"] else "")
             with tarfile.open(out / "notebooks.tar.gz") as tar:  # and, through the kernels, to the notebooks
                 member = next(m for m in tar.getmembers() if m.name.endswith("01_dataset_statistics.ipynb"))
-                first_lines = tar.extractfile(member).read().decode()
-            assert f"git {git['commit'][:12]}" in first_lines, "notebook 01's first output line names the commit"
+                notebook = json.loads(tar.extractfile(member).read().decode())
+            lines = ["".join(o.get("text", "")) for c in notebook["cells"] for o in c.get("outputs", [])]
+            first_line = next(t for t in lines if t.startswith("device: ")).splitlines()[0]
+            assert f"| code: cifarhelpers {cifarhelpers.__version__}, git {git['commit'][:12]}" in first_line, \
+                f"notebook 01's first output line names the bundle's commit: {first_line}"
     else:  # the bundle was built before benchmarks/gpu_report.py existed: the main job instead
         proc = _run_sh(local_bundle, node_python, tmp_path / "run", "train", "--profile", "short", "--train-subset",
                        "256", "--test-subset", "200", "--epochs", "1", "--batch-size", "64", "--device", "cpu",

@@ -257,12 +257,26 @@ def test_an_interruption_stops_the_parts_and_keeps_what_was_measured(tmp_path):
     assert on_disk["parts"]["notebooks"]["status"] == "pending"
 
 
-def test_the_watchdog_interrupts_a_run_that_overstays_the_budget(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_the_watchdog_interrupts_a_run_that_overstays_the_budget(tmp_path, sigint):
+    """Also when SIGINT is ignored (a background job of a script, nohup): there the watchdog once never fired."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if sigint == "ignored" else signal.default_int_handler)
+    try:
+        _watchdog_interrupts(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _watchdog_interrupts(tmp_path):
     ctx, _ = make_ctx(tmp_path, budget_seconds=0.5, parts=["main_job", "profile"])
     ctx.budget = gr.Budget(0.5)  # the real clock
 
     def endless(ctx, part):
-        while True:
+        deadline = time.monotonic() + 30  # a watchdog that never fires fails the test instead of hanging it
+        while time.monotonic() < deadline:
             time.sleep(0.01)
 
     timer = gr.start_watchdog(ctx.budget, ctx.report)

@@ -1137,9 +1137,10 @@ fi
 
 # -- the job -------------------------------------------------------------------------------
 # The commit the bundle was built from (the bundle is no git checkout): every job's code_version (the
-# notebooks' first output line) names it through $CIFARHELPERS_GIT_COMMIT unless it is set.
+# notebooks' first output line) names it through $CIFARHELPERS_GIT_COMMIT; the bundle's own code is that
+# commit's, so a value inherited from the caller's environment is replaced (gpu-report's --commit wins).
 c="$("$PYTHON" -c 'import json, sys; g = json.load(open(sys.argv[1]))["project"]["git"]; print((g["commit"] or "") + ("-dirty" if g["commit"] and g["dirty"] else ""))' "$here/MANIFEST.json")"
-if [ -n "$c" ] && [ -z "${CIFARHELPERS_GIT_COMMIT:-}" ]; then export CIFARHELPERS_GIT_COMMIT="$c"; fi
+if [ -n "$c" ]; then export CIFARHELPERS_GIT_COMMIT="$c"; else unset CIFARHELPERS_GIT_COMMIT; fi
 case "$job" in
   gpu-report)
     [ -f "$here/gpu_report.py" ] || { say "this bundle has no gpu_report.py (benchmarks/gpu_report.py did not exist when it was built)"; exit 1; }

@@ -23,8 +23,9 @@ For each executed notebook it
   device, profile, commit and date produced the outputs, and where the run's figures are.
 
 Errors (``SystemExit`` with the problem and the fix; nothing is written unless every notebook passes):
-an executed notebook without a committed counterpart, a cell id missing on either side, a code
-cell whose source differs, an executed cell with an error output, a report without a device or commit.
+an executed notebook without a committed counterpart, two executed notebooks of one name, a cell id
+missing on either side, a code cell whose source differs, an executed cell with an error output, a
+merged notebook that nbformat does not validate, a report without a device or commit.
 """
 
 from __future__ import annotations
@@ -60,13 +61,20 @@ def read_executed(source: Path) -> dict[str, nbformat.NotebookNode]:
     found: dict[str, nbformat.NotebookNode] = {}
     if source.is_dir():
         for path in sorted(source.rglob("*.ipynb")):
+            if path.name in found:
+                raise SystemExit(f"publish_notebooks: two notebooks named {path.name} in {source}: pass the "
+                                 "folder of one run")
             found[path.name] = nbformat.read(path, as_version=4)
     elif source.name.endswith((".tar.gz", ".tgz")):
         with tarfile.open(source) as tar:
             for member in tar.getmembers():
                 if member.isfile() and member.name.endswith(".ipynb"):
+                    name = Path(member.name).name
+                    if name in found:
+                        raise SystemExit(f"publish_notebooks: two notebooks named {name} in {source}: pass the "
+                                         "folder of one run")
                     text = tar.extractfile(member).read().decode("utf-8")
-                    found[Path(member.name).name] = nbformat.reads(text, as_version=4)
+                    found[name] = nbformat.reads(text, as_version=4)
     else:
         raise SystemExit(f"publish_notebooks: {source} is neither a folder nor a .tar.gz of executed notebooks")
     if not found:
@@ -94,8 +102,10 @@ def provenance(report: dict, profile: str, where: str) -> str:
         raise SystemExit("publish_notebooks: the report names no device or no git commit (environment.device, "
                          "environment.git_commit): pass the report of the run that executed these notebooks")
     date = str(report.get("started_at", ""))[:10]
+    dirty = commit.endswith("-dirty") or env.get("git_dirty") is True
+    code = f"code at commit `{commit.removesuffix('-dirty')[:7]}`" + (" with uncommitted changes" if dirty else "")
     return (f"{PROVENANCE_START} a real run on an **{device}** with the **{profile} profile** "
-            f"(`benchmarks/gpu_report.py` through the offline bundle, code at commit `{commit[:7]}`, {date}; "
+            f"(`benchmarks/gpu_report.py` through the offline bundle, {code}, {date}; "
             f"that run's figures are in `{where}`). The first output line names the device, profile and data "
             f"copy; text progress bars were left out of the committed outputs.*")
 
@@ -153,14 +163,20 @@ def publish(source: Path, report_path: Path, notebooks_dir: Path, *, dry_run: bo
         profile = run_profile(nb, name)
         merged[target], dropped = merge(nbformat.read(target, as_version=4), nb, name, provenance(report, profile, where))
         print(f"{name}: outputs from the executed copy ({profile} profile), {dropped} progress-bar outputs left out")
-    if dry_run:
-        return []
-    for target, nb in merged.items():
-        nbformat.validate(nb)
+    texts = {}
+    for target, nb in merged.items():  # every notebook checked before any is written
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as err:
+            raise SystemExit(f"publish_notebooks: {target.name}: the merged notebook is not valid: {err.message}")
         buf = io.StringIO()
         nbformat.write(nb, buf)
-        target.write_text(buf.getvalue())
-    return list(merged)
+        texts[target] = buf.getvalue()
+    if dry_run:
+        return []
+    for target, text in texts.items():
+        target.write_text(text)
+    return list(texts)
 
 
 def main(argv: list[str] | None = None) -> int:
