@@ -362,9 +362,13 @@ def test_flags_and_their_defaults(monkeypatch):
 @pytest.mark.data
 @pytest.mark.slow
 def test_smoke_with_a_tight_budget_skips_and_still_writes_every_file(cifar_root, tmp_path):
-    """About two minutes: the main job's seed 0 and the profile fit, torch.compile and the notebooks do not."""
+    """About 90 s: the main job's seed 0 and the profile fit, torch.compile and the notebooks do not.
+
+    The notebooks' estimate is the smoke settings' fixed 60 s (``notebooks_fixed_seconds``) plus their LR
+    test and training (about 90 s in all), more than a 90 s budget holds once the main job has run, however
+    fast this machine runs the other parts (with 2 minutes they once fitted, by one second)."""
     out, work = tmp_path / "out", tmp_path / "work"
-    status = gr.main(["--smoke", "--budget-minutes", "2", "--parts", "main_job", "lr_sweep", "notebooks", "profile",
+    status = gr.main(["--smoke", "--budget-minutes", "1.5", "--parts", "main_job", "lr_sweep", "notebooks", "profile",
                       "--out", str(out), "--work-dir", str(work), "--data-root", str(cifar_root)])
     assert sorted(p.name for p in out.iterdir()) == sorted(gr.OUTPUT_FILES)
     report = json.loads((out / gr.REPORT_JSON).read_text())
@@ -376,11 +380,11 @@ def test_smoke_with_a_tight_budget_skips_and_still_writes_every_file(cifar_root,
     assert report["parts"]["zoo"]["status"] == "not_requested"
     skipped = {(s["part"], s["item"]): s for s in report["skipped"]}
     assert ("zoo", "whole part") in skipped and ("albumentations_path", "whole part") in skipped
-    assert ("notebooks", "notebooks 01-06") in skipped, "the notebooks never fit in two minutes"
+    assert ("notebooks", "notebooks 01-06") in skipped, "the notebooks never fit in 90 s"
     assert skipped[("notebooks", "notebooks 01-06")]["estimate_seconds"] > 0
     assert report["parts"]["notebooks"]["status"] == "skipped"
     with tarfile.open(out / gr.NOTEBOOKS_TAR) as t:
         assert t.getnames() == ["notebooks/NOT_RUN.txt"]
     assert report["data"]["sha256"] and report["environment"]["git_commit_source"]
-    assert report["budget"]["elapsed_seconds"] <= 120 + 30, "the watchdog keeps the run near its budget"
+    assert report["budget"]["elapsed_seconds"] <= 90 + 30, "the watchdog keeps the run near its budget"
     assert not list(out.glob("**/*.pt")), "run folders live in the work dir, never in the output folder"
