@@ -148,3 +148,16 @@ def test_the_committed_notebooks_hold_no_text_progress_bars():
                 text = "".join(output.get("text", ""))
                 assert "\r" not in text and "\x1b" not in text, f"{path.name}: {text[:80]!r}"
                 assert not re.search(r"\d(it|batch|epoch)/s\b|\?(it|batch|epoch)/s", text), f"{path.name}: {text[:80]!r}"
+
+
+@pytest.mark.parametrize("as_tar", [False, True], ids=["folder", "tar.gz"])
+def test_two_executed_notebooks_of_one_name_are_refused(tmp_path, as_tar):
+    source, report, committed_dir = write(tmp_path, executed_notebook())
+    (source / "again").mkdir()
+    nbformat.write(executed_notebook(), source / "again" / "04_train.ipynb")
+    if as_tar:
+        with tarfile.open(tmp_path / "notebooks.tar.gz", "w:gz") as tar:
+            tar.add(source, arcname="notebooks")
+        source = tmp_path / "notebooks.tar.gz"
+    with pytest.raises(SystemExit, match="two notebooks named 04_train.ipynb"):
+        pn.publish(source, report, committed_dir, dry_run=True)

@@ -59,22 +59,20 @@ def is_progress_output(output: dict) -> bool:
 def read_executed(source: Path) -> dict[str, nbformat.NotebookNode]:
     """The executed notebooks by file name, from a folder or a ``.tar.gz`` (any depth inside it)."""
     found: dict[str, nbformat.NotebookNode] = {}
+
+    def add(name: str, text: str) -> None:
+        if name in found:
+            raise SystemExit(f"publish_notebooks: two notebooks named {name} in {source}: pass the folder of one run")
+        found[name] = nbformat.reads(text, as_version=4)
+
     if source.is_dir():
         for path in sorted(source.rglob("*.ipynb")):
-            if path.name in found:
-                raise SystemExit(f"publish_notebooks: two notebooks named {path.name} in {source}: pass the "
-                                 "folder of one run")
-            found[path.name] = nbformat.read(path, as_version=4)
+            add(path.name, path.read_text(encoding="utf-8"))
     elif source.name.endswith((".tar.gz", ".tgz")):
         with tarfile.open(source) as tar:
             for member in tar.getmembers():
                 if member.isfile() and member.name.endswith(".ipynb"):
-                    name = Path(member.name).name
-                    if name in found:
-                        raise SystemExit(f"publish_notebooks: two notebooks named {name} in {source}: pass the "
-                                         "folder of one run")
-                    text = tar.extractfile(member).read().decode("utf-8")
-                    found[name] = nbformat.reads(text, as_version=4)
+                    add(Path(member.name).name, tar.extractfile(member).read().decode("utf-8"))
     else:
         raise SystemExit(f"publish_notebooks: {source} is neither a folder nor a .tar.gz of executed notebooks")
     if not found:
