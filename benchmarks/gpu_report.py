@@ -5,6 +5,7 @@ Run::
     python benchmarks/gpu_report.py                              # on the GPU node: writes into $OUT
     python benchmarks/gpu_report.py --budget-minutes 9 --out /tmp/report --commit <sha>
     python benchmarks/gpu_report.py --parts main_job profile     # only some parts
+    python benchmarks/gpu_report.py --parts variants --variant default --variant ls0.2 label_smoothing=0.2
     python benchmarks/gpu_report.py --smoke --out /tmp/gr-smoke  # every part, tiny, on the CPU (a few minutes)
     python benchmarks/gpu_report.py --smoke --budget-minutes 1   # the same, with most parts skipped by the budget
 
@@ -18,12 +19,16 @@ its runs ends, atomically, so a run cut short keeps what it measured):
    at each LRMAX of ``--lr-grid`` (24 epochs, seed 0); the recipe's default LRMAX reuses part 1's seed-0
    run. The grid runs in order of information: the default, its neighbours, the range test's suggestion, then
    the rest by distance from the default (log scale).
-3. ``albumentations_path``: the main job with the albumentations DataLoader (one worker per core),
+3. ``variants``: the main job under named changes of its config (``--variant NAME FIELD=VALUE ...``:
+   optimizer, weight decay, label smoothing, ...), each on the first seed in the order given; then the
+   best ``--variant-top-k`` of them by that seed's test accuracy on the other seeds. The default
+   variant (no changes) reuses part 1's runs.
+4. ``albumentations_path``: the main job with the albumentations DataLoader (one worker per core),
    seed 0; fewer epochs if 24 do not fit (said so in the JSON).
-4. ``notebooks``: notebooks 01-06 with the full profile (papermill), packed into ``notebooks.tar.gz``.
-5. ``zoo``: ResNet18-GN (plateau_sgd, 20 epochs, device loader) and DilatedNet (step_sgd,
+5. ``notebooks``: notebooks 01-06 with the full profile (papermill), packed into ``notebooks.tar.gz``.
+6. ``zoo``: ResNet18-GN (plateau_sgd, 20 epochs, device loader) and DilatedNet (step_sgd,
    affine_cutout16, albumentations loader, 100 epochs or as many as fit).
-6. ``profile``: ``torch.profiler`` over one epoch of the main job: share of device time in
+7. ``profile``: ``torch.profiler`` over one epoch of the main job: share of device time in
    convolution/matmul kernels, in other kernels and idle; the top 10 kernels.
 
 Budget: the whole command keeps to ``--budget-minutes`` (default 9). Before each run the script
@@ -108,11 +113,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import cifarhelpers  # noqa: E402
+from cifarhelpers.cli import field_parser  # noqa: E402
 from cifarhelpers.config import PROFILES, TrainConfig, resolve_profile  # noqa: E402
 from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
 from cifarhelpers.devices import CODE_COMMIT_ENV, device_name, resolve_device  # noqa: E402
 from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
-from cifarhelpers.errors import CifarHelpersError, DivergenceError  # noqa: E402
+from cifarhelpers.errors import CifarHelpersError, ConfigError, DivergenceError  # noqa: E402
 from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
 from cifarhelpers.handoffs import LR_JSON, TRAIN_JSON  # noqa: E402
 from cifarhelpers.loaders import AlbumentationsLoader, prepare_data, train_statistics  # noqa: E402
@@ -131,7 +137,7 @@ from cifarhelpers.transforms import train_transform  # noqa: E402
 # Settings: every hyperparameter of the report in one place
 # =========================================================================================
 
-PARTS = ("main_job", "lr_sweep", "albumentations_path", "notebooks", "zoo", "profile")
+PARTS = ("main_job", "lr_sweep", "variants", "albumentations_path", "notebooks", "zoo", "profile")
 REPORT_JSON = "gpu_report.json"
 NOTEBOOKS_TAR = "notebooks.tar.gz"
 TOP_KERNELS_TXT = "profile_top_kernels.txt"
@@ -161,9 +167,11 @@ class Settings:
         mode: ``"full"`` or ``"smoke"``.
         device: the device when ``--device`` is not given (``"auto"`` or ``"cpu"``).
         train_subset, test_subset: images used (None: all 50,000 / 10,000).
-        batch_size, epochs: the main job's batch and epochs (parts 1, 2, 3, 6).
-        seeds: part 1's seeds (``--seeds``).
+        batch_size, epochs: the main job's batch and epochs (parts 1, 2, 3, 4, 7).
+        seeds: part 1's and part 3's seeds (``--seeds``).
         lr_grid: part 2's LRMAX values (``--lr-grid``).
+        variants: part 3's ``(name, {TrainConfig field: value})`` pairs, in the order they run (``--variant``).
+        variant_top_k: how many variants, the best on the first seed, also run on the other seeds.
         lr_test_iterations: part 2's LR range test iterations (17 is the minimum).
         albumentations_workers: part 3's DataLoader workers; None: one per usable core.
         resnet18_epochs, dilated_epochs: part 5's epochs (targets; fewer if the budget demands).
@@ -192,6 +200,8 @@ class Settings:
     epochs: int
     seeds: tuple[int, ...]
     lr_grid: tuple[float, ...]
+    variants: tuple[tuple[str, dict], ...]
+    variant_top_k: int
     lr_test_iterations: int
     albumentations_workers: int | None
     resnet18_epochs: int
@@ -224,6 +234,20 @@ class Settings:
 FULL = Settings(
     mode="full", device="auto", train_subset=None, test_subset=None, batch_size=512, epochs=24,
     seeds=(0, 1, 2), lr_grid=tuple(PROFILES["full"].sweep["max_lrs"]), lr_test_iterations=100,  # notebook 07's grid
+    # Regularization and optimizer against the H200 run's gap (train 97%, test 90% at weight decay 0 and label
+    # smoothing 0): most informative first. The SGD ones are cifar10-fast's recipe (weight decay 5e-4, label
+    # smoothing 0.2) at its peak LR 0.4 and below.
+    variants=(("default", {}),
+              ("wd1e-4_ls0.2", {"weight_decay": 1e-4, "label_smoothing": 0.2}),
+              ("sgd0.4_wd5e-4_ls0.2", {"recipe": "onecycle_sgd", "weight_decay": 5e-4, "label_smoothing": 0.2}),
+              ("ls0.2", {"label_smoothing": 0.2}),
+              ("wd1e-4", {"weight_decay": 1e-4}),
+              ("sgd0.2_wd5e-4_ls0.2", {"recipe": "onecycle_sgd", "max_lr": 0.2, "weight_decay": 5e-4,
+                                       "label_smoothing": 0.2}),
+              ("wd5e-4_ls0.2", {"weight_decay": 5e-4, "label_smoothing": 0.2}),
+              ("sgd0.1_wd5e-4_ls0.2", {"recipe": "onecycle_sgd", "max_lr": 0.1, "weight_decay": 5e-4,
+                                       "label_smoothing": 0.2})),
+    variant_top_k=2,
     albumentations_workers=None, resnet18_epochs=20, dilated_epochs=100,
     notebook_parameters={"profile": "full"},
     profile_warmup_steps=5, probe_warmup_steps=3, probe_steps=5, loader_probe_batches=40,
@@ -233,6 +257,7 @@ FULL = Settings(
 SMOKE = Settings(
     mode="smoke", device="cpu", train_subset=64, test_subset=50, batch_size=16, epochs=2,
     seeds=(0,), lr_grid=(1e-3, 5e-3), lr_test_iterations=17,  # 5e-3: the default, reused
+    variants=(("default", {}), ("sgd_ls0.2", {"recipe": "onecycle_sgd", "label_smoothing": 0.2})), variant_top_k=1,
     albumentations_workers=0, resnet18_epochs=1, dilated_epochs=1,
     notebook_parameters={"profile": "short", "train_subset": 64, "test_subset": 50, "epochs": 1,
                          "batch_size": 16, "lr_test_iterations": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
@@ -553,7 +578,8 @@ def run_template(label: str) -> dict:
     """Every key a training run's record has (the same whether it ran, failed or was cut short)."""
     return {
         "label": label, "status": "pending", "model": None, "recipe": None, "loader": None, "seed": None,
-        "max_lr": None, "compile": False, "epochs_target": None, "epochs_run": 0, "batch_size": None,
+        "max_lr": None, "weight_decay": None, "label_smoothing": None, "variant": None, "overrides": None,
+        "compile": False, "epochs_target": None, "epochs_run": 0, "batch_size": None,
         "num_workers": None, "train_images": None, "test_images": None, "steps_per_epoch": None,
         "wall_seconds": None, "fit_wall_seconds": None, "data_seconds": None, "warmup_seconds": None,
         "training_seconds": None, "evaluation_seconds": None, "other_seconds": None, "eval_warmup_seconds": None,
@@ -575,6 +601,7 @@ def part_template(name: str) -> dict:
                                  "warmup_seconds": None}},
         "lr_sweep": {"range_test": None, "range_test_seconds": None, "suggested_lr": None, "suggestions": None,
                      "grid": [], "order": [], "runs": [], "best": None},
+        "variants": {"variants": [], "top_k": None, "finalists": [], "runs": [], "summary": {}, "best": None},
         "albumentations_path": {"num_workers": None, "os_cpu_count": None, "usable_cpus": None, "probe": None,
                                 "run": None, "ratios": {"wall_ratio_vs_device_seed0": None,
                                                         "seconds_per_epoch_ratio_vs_device_seed0": None,
@@ -641,6 +668,8 @@ def summary_rows(report: dict) -> list[dict]:
                      "note": f"suggested LRMAX {rt['max_lr']:.3g}" if rt.get("max_lr") else str(rt.get("error"))[:80]})
     for r in parts["lr_sweep"]["runs"]:
         run_row("lr_sweep", r)
+    for r in parts["variants"]["runs"]:
+        run_row("variants", r)
     run_row("albumentations_path", parts["albumentations_path"]["run"])
     nb = parts["notebooks"]
     if nb["status"] not in ("pending", "not_requested", "not_reached", "skipped"):
@@ -694,12 +723,15 @@ class Context:
     def __init__(self, *, settings: Settings, report: dict, budget: Budget, out_dir: Path, work_dir: Path,
                  device: torch.device | None = None, data=None, data_root: Path | None = None,
                  seeds: list[int] | None = None, lr_grid: list[float] | None = None,
+                 variants: list[tuple[str, dict]] | None = None, variant_top_k: int | None = None,
                  notebooks_dir: Path | None = None, parts: list[str] | None = None, save: bool = True):
         self.settings, self.report, self.budget = settings, report, budget
         self.out_dir, self.work_dir = out_dir, work_dir
         self.device, self.data, self.data_root = device, data, data_root
         self.seeds = list(seeds if seeds is not None else settings.seeds)
         self.lr_grid = list(lr_grid if lr_grid is not None else settings.lr_grid)
+        self.variants = [(name, dict(o)) for name, o in (variants if variants is not None else settings.variants)]
+        self.variant_top_k = variant_top_k if variant_top_k is not None else settings.variant_top_k
         self.notebooks_dir = notebooks_dir
         self.parts = list(parts if parts is not None else PARTS)
         self.calibration: Calibration | None = None
@@ -825,6 +857,7 @@ class Context:
         out = self.work_dir / part / rec["label"]
         cfg = cfg.replace(output_dir=str(out))
         rec.update(model=cfg.model, recipe=cfg.recipe, loader=cfg.loader, seed=cfg.seed, max_lr=cfg.resolved_max_lr,
+                   weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing,
                    compile=cfg.compile, epochs_target=rec["epochs_target"] or cfg.epochs, batch_size=cfg.batch_size,
                    num_workers=cfg.num_workers if cfg.loader == "albumentations" else None, status="running")
         self.save()
@@ -854,7 +887,7 @@ class Context:
         sync(device)
         wall = time.perf_counter() - start
         self._fill(rec, metrics, run_dir, wall, cfg)
-        if part in ("main_job", "lr_sweep") and not cfg.compile and rec["status"] == "completed":
+        if part in ("main_job", "lr_sweep", "variants") and not cfg.compile and rec["status"] == "completed":
             self.calibrate_from(rec)
         acc = rec["test_accuracy_percent"]
         print(f"[{part}] {rec['label']}: {rec['status']}, test accuracy "
@@ -1385,9 +1418,65 @@ def part_profile(ctx: Context, part: dict) -> None:
     ctx.save()
 
 
+def part_variants(ctx: Context, part: dict) -> None:
+    """Every variant on the first seed, in the order given; then the best ``variant_top_k`` (by that
+    seed's test accuracy) on the other seeds, seed by seed. A variant without changes reuses part 1's
+    run of the same seed."""
+    base = ctx.main_config()
+    configs = {name: base.replace(**overrides) for name, overrides in ctx.variants}
+    part["variants"] = [{"name": name, "overrides": overrides} for name, overrides in ctx.variants]
+    part["top_k"] = ctx.variant_top_k
+    seeds = ctx.seeds or [base.seed]
+    overrides = dict(ctx.variants)
+
+    def run(name: str, seed: int) -> None:
+        label = f"{name}-seed{seed}"
+        cfg = configs[name].replace(seed=seed)
+        reused = next((r for r in ctx.part("main_job")["runs"] if r["seed"] == seed and r["status"] == "completed"
+                       and r["epochs_run"] == cfg.epochs), None) if not overrides[name] else None
+        if reused is not None:
+            rec = {**run_template(label), **{k: v for k, v in reused.items() if k not in ("label", "notes")},
+                   "label": label, "reused_from": f"main_job {reused['label']}", "estimate_seconds": 0.0,
+                   "notes": ["the main job's run of this seed (no changes), not trained again"]}
+            print(f"[variants] {label}: reused main_job {reused['label']} ({rec['test_accuracy_percent']:.2f}%)",
+                  flush=True)
+        else:
+            est = ctx.estimate_main(cfg.epochs)
+            if not ctx.decide("variants", label, est):
+                return
+            rec = {**run_template(label), "estimate_seconds": est, "epochs_target": cfg.epochs}
+        rec.update(variant=name, overrides=overrides[name])
+        part["runs"].append(rec)
+        if reused is None:
+            ctx.train(rec, cfg, "variants")
+        part["summary"] = {n: accuracy_summary([r for r in part["runs"] if r["variant"] == n]) for n in configs}
+        ctx.save()
+
+    for name in configs:
+        run(name, seeds[0])
+    first = {r["variant"]: r["test_accuracy_percent"] for r in part["runs"]
+             if r["seed"] == seeds[0] and r["test_accuracy_percent"] is not None}
+    part["finalists"] = sorted(first, key=lambda n: -first[n])[:ctx.variant_top_k]
+    ctx.save()
+    for seed in seeds[1:]:
+        for name in part["finalists"]:
+            run(name, seed)
+    ranked = [(n, s) for n, s in part["summary"].items() if s["test_accuracy_percent_mean"] is not None]
+    if ranked:  # the best mean among the variants with the most seeds
+        most = max(s["runs_completed"] for _, s in ranked)
+        name, best = max(((n, s) for n, s in ranked if s["runs_completed"] == most),
+                         key=lambda x: x[1]["test_accuracy_percent_mean"])
+        part["best"] = {"variant": name, "overrides": overrides[name], "seeds": best["seeds"],
+                        "test_accuracy_percent_mean": best["test_accuracy_percent_mean"],
+                        "test_accuracy_percent_min": best["test_accuracy_percent_min"],
+                        "test_accuracy_percent_max": best["test_accuracy_percent_max"]}
+    ctx.save()
+
+
 RUNNERS: dict[str, Callable[[Context, dict], None]] = {
     "main_job": part_main_job,
     "lr_sweep": part_lr_sweep,
+    "variants": part_variants,
     "albumentations_path": part_albumentations,
     "notebooks": part_notebooks,
     "zoo": part_zoo,
@@ -1574,6 +1663,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr-grid", nargs="+", type=float, default=None,
                    help=f"LRMAX values of the sweep (default {values(FULL, 'lr_grid')}; "
                         f"smoke {values(SMOKE, 'lr_grid')})")
+    p.add_argument("--variant", nargs="+", action="append", dest="variants", metavar=("NAME", "FIELD=VALUE"),
+                   help="a variant of the main job for the variants part: a name, then TrainConfig fields to change "
+                        "(e.g. --variant sgd recipe=onecycle_sgd weight_decay=5e-4); repeat for more; replaces the "
+                        f"default list ({', '.join(n for n, _ in FULL.variants)})")
+    p.add_argument("--variant-top-k", type=int, default=None,
+                   help=f"variants, the best on the first seed, that run on the other seeds too "
+                        f"(default {FULL.variant_top_k}; smoke {SMOKE.variant_top_k})")
     p.add_argument("--notebooks-dir", default=str(here.parent / "notebooks"),
                    help="folder with notebooks 01-06 (default: the repository's notebooks/)")
     p.add_argument("--commit", default=None, help="git commit to record when the code is not a git checkout")
@@ -1582,7 +1678,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--budget-minutes must be > 0")
     if any(not (v > 0 and math.isfinite(v)) for v in (args.lr_grid or [])):
         p.error("--lr-grid values must be finite and > 0")
+    if args.variant_top_k is not None and args.variant_top_k < 0:
+        p.error("--variant-top-k must be >= 0")
+    if args.variants is not None:
+        try:
+            args.variants = parse_variants(args.variants)
+        except ConfigError as err:
+            p.error(str(err))
     return args
+
+
+#: Fields a variant may not change: the report sets them for every run, or they would leave the main job.
+NOT_VARIED = ("seed", "output_dir", "data_root", "device", "resume", "download")
+
+
+def parse_variants(items: list[list[str]]) -> list[tuple[str, dict]]:
+    """``--variant NAME FIELD=VALUE ...`` (repeated) to ``[(name, {field: value})]``, each value parsed as
+    ``cifar-train`` parses its flag and the changed config validated by :class:`TrainConfig`.
+
+    Raises:
+        ConfigError: a name that is not folder-safe or is repeated, a pair that is not FIELD=VALUE, a field
+            the report sets itself (:data:`NOT_VARIED`) or that TrainConfig rejects (named, with the fix).
+    """
+    out: list[tuple[str, dict]] = []
+    for name, *pairs in items:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name) or "=" in name:
+            raise ConfigError(f"--variant name {name!r} must come first and use only letters, digits and ._+-, "
+                              "e.g. --variant wd5e-4 weight_decay=5e-4")
+        if name in dict(out):
+            raise ConfigError(f"--variant {name!r} is given twice: give each variant a name of its own")
+        changes = {}
+        for pair in pairs:
+            field, sep, text = pair.partition("=")
+            field = field.strip().replace("-", "_")
+            if not sep or not field or not text:
+                raise ConfigError(f"--variant {name}: {pair!r} is not FIELD=VALUE, e.g. weight_decay=5e-4")
+            if field in NOT_VARIED:
+                raise ConfigError(f"--variant {name}: {field} is set by the report for every run; leave it out")
+            if field not in {f.name for f in dataclasses.fields(TrainConfig)}:
+                TrainConfig().replace(**{field: text})  # raises ConfigError naming the field and the close ones
+            try:
+                changes[field] = field_parser(field)(text.strip())
+            except argparse.ArgumentTypeError as err:
+                raise ConfigError(f"--variant {name}: {field}={text!r}: {err}") from None
+        TrainConfig().replace(**changes)  # validated together (e.g. min_lr <= max_lr)
+        out.append((name, changes))
+    return out
 
 
 def main(argv: list[str] | None = None, start: float | None = None) -> int:
@@ -1629,8 +1770,10 @@ def main(argv: list[str] | None = None, start: float | None = None) -> int:
               f"{report['data']['load_seconds']:.1f} s", flush=True)
         ctx = Context(settings=settings, report=report, budget=budget, out_dir=out_dir, work_dir=work_dir,
                       device=device, data=data, data_root=data_root, seeds=args.seeds, lr_grid=args.lr_grid,
+                      variants=args.variants, variant_top_k=args.variant_top_k,
                       notebooks_dir=Path(args.notebooks_dir).expanduser().resolve(), parts=parts)
-        report["settings"].update(seeds=ctx.seeds, lr_grid=ctx.lr_grid, device=str(device),
+        report["settings"].update(seeds=ctx.seeds, lr_grid=ctx.lr_grid, variants=ctx.variants,
+                                  variant_top_k=ctx.variant_top_k, device=str(device),
                                   data_root=str(data_root), notebooks_dir=str(ctx.notebooks_dir))
         ctx.save()
 

@@ -205,7 +205,7 @@ def costing(seconds):
 
 def test_parts_that_no_longer_fit_are_skipped_and_recorded(tmp_path):
     ctx, clock = make_ctx(tmp_path, budget_seconds=100.0)
-    runners = {"main_job": costing(40), "lr_sweep": costing(58), "albumentations_path": costing(30),
+    runners = {"main_job": costing(40), "lr_sweep": costing(58), "variants": costing(0), "albumentations_path": costing(30),
                "notebooks": costing(30), "zoo": costing(20), "profile": costing(4)}
     assert gr.run_parts(ctx, runners) is True
     parts = ctx.report["parts"]
@@ -293,8 +293,68 @@ def test_parts_not_requested_are_recorded_as_skipped(tmp_path):
     assert gr.run_parts(ctx, {p: costing(1) for p in gr.PARTS})
     parts = ctx.report["parts"]
     assert parts["zoo"]["status"] == "not_requested" and parts["profile"]["status"] == "completed"
-    assert {s["part"] for s in ctx.report["skipped"]} == {"lr_sweep", "albumentations_path", "notebooks", "zoo"}
+    assert {s["part"] for s in ctx.report["skipped"]} == {"lr_sweep", "variants", "albumentations_path", "notebooks",
+                                                          "zoo"}
     assert all(s["reason"] == "not in --parts" for s in ctx.report["skipped"])
+
+
+# -- the variants part ------------------------------------------------------------------------
+
+def test_variants_parse_each_value_as_cifar_train_does():
+    assert gr.parse_variants([["default"], ["sgd", "recipe=onecycle_sgd", "weight-decay=5e-4", "label_smoothing=0.2"],
+                              ["lr", "max_lr=0.01", "compile=true"]]) == [
+        ("default", {}), ("sgd", {"recipe": "onecycle_sgd", "weight_decay": 5e-4, "label_smoothing": 0.2}),
+        ("lr", {"max_lr": 0.01, "compile": True})]
+
+
+@pytest.mark.parametrize("items, message", [
+    ([["wd=1"]], r"name 'wd=1' must come first"),
+    ([["a"], ["a", "weight_decay=0.1"]], r"'a' is given twice"),
+    ([["a", "weight_decay"]], r"'weight_decay' is not FIELD=VALUE"),
+    ([["a", "seed=3"]], r"seed is set by the report for every run"),
+    ([["a", "weight_decy=0.1"]], r"weight_decy.*weight_decay"),
+    ([["a", "weight_decay=lots"]], r"weight_decay='lots'"),
+    ([["a", "label_smoothing=1.5"]], r"label_smoothing"),
+    ([["a", "recipe=onecycle_sgd", "max_lr=0.1", "min_lr=0.2"]], r"min_lr=0.2 is above max_lr=0.1"),
+])
+def test_a_bad_variant_is_named_with_the_fix(items, message):
+    with pytest.raises(gr.ConfigError, match=message):
+        gr.parse_variants(items)
+    with pytest.raises(SystemExit):
+        gr.parse_args([arg for item in items for arg in ["--variant", *item]])
+
+
+def test_variants_run_on_the_first_seed_then_the_best_on_the_others(tmp_path, monkeypatch):
+    accuracy = {("default", 0): 90.0, ("ls", 0): 91.0, ("sgd", 0): 92.0, ("wd", 0): 89.0,
+                ("ls", 1): 91.4, ("sgd", 1): 90.0, ("ls", 2): 91.2, ("sgd", 2): 90.2}
+    trained = []
+
+    def fake_train(self, rec, cfg, part):
+        trained.append((rec["variant"], cfg.seed, cfg.recipe, cfg.label_smoothing))
+        rec.update(status="completed", seed=cfg.seed, test_accuracy_percent=accuracy[(rec["variant"], cfg.seed)])
+        return rec
+
+    monkeypatch.setattr(gr.Context, "train", fake_train)
+    monkeypatch.setattr(gr.Context, "estimate_main", lambda self, epochs, extra_fixed=0.0: 1.0)
+    ctx, _ = make_ctx(tmp_path, parts=["main_job", "variants"])
+    ctx.device, ctx.seeds = gr.torch.device("cpu"), [0, 1, 2]
+    ctx.variants = gr.parse_variants([["default"], ["ls", "label_smoothing=0.2"],
+                                      ["sgd", "recipe=onecycle_sgd", "label_smoothing=0.2"], ["wd", "weight_decay=1e-4"]])
+    ctx.variant_top_k = 2
+    ctx.report["parts"]["main_job"]["runs"].append(
+        {**gr.run_template("seed0"), "seed": 0, "status": "completed", "epochs_run": 2, "test_accuracy_percent": 90.0})
+    part = ctx.report["parts"]["variants"]
+    gr.part_variants(ctx, part)
+    assert trained == [("ls", 0, "onecycle_adam", 0.2), ("sgd", 0, "onecycle_sgd", 0.2), ("wd", 0, "onecycle_adam", 0.0),
+                       ("sgd", 1, "onecycle_sgd", 0.2), ("ls", 1, "onecycle_adam", 0.2),
+                       ("sgd", 2, "onecycle_sgd", 0.2), ("ls", 2, "onecycle_adam", 0.2)]
+    assert part["runs"][0]["reused_from"] == "main_job seed0", "the default variant is the main job's own run"
+    assert part["finalists"] == ["sgd", "ls"]
+    assert part["best"]["variant"] == "ls" and part["best"]["seeds"] == [0, 1, 2]
+    assert part["best"]["test_accuracy_percent_mean"] == pytest.approx(91.2)
+    assert part["summary"]["sgd"]["test_accuracy_percent_mean"] == pytest.approx((92.0 + 90.0 + 90.2) / 3)
+    assert part["summary"]["wd"]["runs_completed"] == 1
+    assert [r["item"] for r in gr.summary_rows(ctx.report) if r["part"] == "variants"][:2] == ["default-seed0", "ls-seed0"]
 
 
 def test_the_summary_table_lists_runs_and_skips(tmp_path):

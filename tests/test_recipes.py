@@ -47,6 +47,16 @@ def test_onecycle_steps_per_batch():
     assert schedule.lr == lr, "the end of an epoch does not"
 
 
+def test_onecycle_sgd_is_nesterov_sgd_on_the_onecycle_adam_schedule():
+    cfg = TrainConfig(recipe="onecycle_sgd", weight_decay=5e-4)
+    optimizer, _ = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=STEPS)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults["nesterov"] and optimizer.defaults["weight_decay"] == 5e-4
+    lrs = lr_schedule(cfg, STEPS)
+    assert max(lrs) == pytest.approx(0.4) and lrs[0] == pytest.approx(0.04) and lrs[-1] == pytest.approx(0.04)
+    assert lrs == pytest.approx([lr * 80 for lr in lr_schedule(TrainConfig(), STEPS)]), "0.4 / 0.005: the same shape"
+
+
 def test_step_sgd_steps_per_epoch_and_divides_by_10_every_20_epochs():
     cfg = TrainConfig(recipe="step_sgd", epochs=45)
     optimizer, schedule = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=STEPS)
