@@ -14,7 +14,8 @@ its runs ends, atomically, so a run cut short keeps what it measured):
 
 1. ``main_job``: the main job (custom ResNet, OneCycle + Adam, 24 epochs, batch 512, cutout8) on the
    device loader, channels-last, bf16 autocast, all 50,000 training and 10,000 test images, seeds
-   0, 1, 2 without ``torch.compile``, then one seed with ``compile=True`` if time allows.
+   0, 1, 2 without ``torch.compile``, then one seed with ``compile=True`` if time allows (and unless
+   ``--no-compile-run``).
 2. ``lr_sweep``: the LR range test (100 iterations, batch 512, whole training set), then the main job
    at each LRMAX of ``--lr-grid`` (24 epochs, seed 0); the recipe's default LRMAX reuses part 1's seed-0
    run. The grid runs in order of information: the default, its neighbours, the range test's suggestion, then
@@ -724,6 +725,7 @@ class Context:
                  device: torch.device | None = None, data=None, data_root: Path | None = None,
                  seeds: list[int] | None = None, lr_grid: list[float] | None = None,
                  variants: list[tuple[str, dict]] | None = None, variant_top_k: int | None = None,
+                 compile_run: bool = True,
                  notebooks_dir: Path | None = None, parts: list[str] | None = None, save: bool = True):
         self.settings, self.report, self.budget = settings, report, budget
         self.out_dir, self.work_dir = out_dir, work_dir
@@ -732,6 +734,7 @@ class Context:
         self.lr_grid = list(lr_grid if lr_grid is not None else settings.lr_grid)
         self.variants = [(name, dict(o)) for name, o in (variants if variants is not None else settings.variants)]
         self.variant_top_k = variant_top_k if variant_top_k is not None else settings.variant_top_k
+        self.compile_run = compile_run
         self.notebooks_dir = notebooks_dir
         self.parts = list(parts if parts is not None else PARTS)
         self.calibration: Calibration | None = None
@@ -1036,6 +1039,9 @@ def part_main_job(ctx: Context, part: dict) -> None:
         ctx.save()
     seed = ctx.seeds[0] if ctx.seeds else 0
     label = f"seed{seed}-compile"
+    if not ctx.compile_run:
+        ctx.skip("main_job", label, "--no-compile-run")
+        return
     est = ctx.estimate_main(cfg.epochs, extra_fixed=ctx.settings.compile_warmup_guess_seconds)
     if not ctx.decide("main_job", label, est):
         return
@@ -1667,6 +1673,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a variant of the main job for the variants part: a name, then TrainConfig fields to change "
                         "(e.g. --variant sgd recipe=onecycle_sgd weight_decay=5e-4); repeat for more; replaces the "
                         f"default list ({', '.join(n for n, _ in FULL.variants)})")
+    p.add_argument("--no-compile-run", action="store_true",
+                   help="leave out the main job's torch.compile run (part 1), to save its time")
     p.add_argument("--variant-top-k", type=int, default=None,
                    help=f"variants, the best on the first seed, that run on the other seeds too "
                         f"(default {FULL.variant_top_k}; smoke {SMOKE.variant_top_k})")
@@ -1770,10 +1778,10 @@ def main(argv: list[str] | None = None, start: float | None = None) -> int:
               f"{report['data']['load_seconds']:.1f} s", flush=True)
         ctx = Context(settings=settings, report=report, budget=budget, out_dir=out_dir, work_dir=work_dir,
                       device=device, data=data, data_root=data_root, seeds=args.seeds, lr_grid=args.lr_grid,
-                      variants=args.variants, variant_top_k=args.variant_top_k,
+                      variants=args.variants, variant_top_k=args.variant_top_k, compile_run=not args.no_compile_run,
                       notebooks_dir=Path(args.notebooks_dir).expanduser().resolve(), parts=parts)
         report["settings"].update(seeds=ctx.seeds, lr_grid=ctx.lr_grid, variants=ctx.variants,
-                                  variant_top_k=ctx.variant_top_k, device=str(device),
+                                  variant_top_k=ctx.variant_top_k, compile_run=ctx.compile_run, device=str(device),
                                   data_root=str(data_root), notebooks_dir=str(ctx.notebooks_dir))
         ctx.save()
 

@@ -338,16 +338,17 @@ def test_variants_run_on_the_first_seed_then_the_best_on_the_others(tmp_path, mo
     monkeypatch.setattr(gr.Context, "estimate_main", lambda self, epochs, extra_fixed=0.0: 1.0)
     ctx, _ = make_ctx(tmp_path, parts=["main_job", "variants"])
     ctx.device, ctx.seeds = gr.torch.device("cpu"), [0, 1, 2]
-    ctx.variants = gr.parse_variants([["default"], ["ls", "label_smoothing=0.2"],
-                                      ["sgd", "recipe=onecycle_sgd", "label_smoothing=0.2"], ["wd", "weight_decay=1e-4"]])
+    ctx.variants = gr.parse_variants([["default"], ["ls", "label_smoothing=0.1"],
+                                      ["sgd", "recipe=onecycle_sgd", "label_smoothing=0.3"], ["wd", "weight_decay=1e-4"]])
     ctx.variant_top_k = 2
     ctx.report["parts"]["main_job"]["runs"].append(
         {**gr.run_template("seed0"), "seed": 0, "status": "completed", "epochs_run": 2, "test_accuracy_percent": 90.0})
     part = ctx.report["parts"]["variants"]
     gr.part_variants(ctx, part)
-    assert trained == [("ls", 0, "onecycle_adam", 0.2), ("sgd", 0, "onecycle_sgd", 0.2), ("wd", 0, "onecycle_adam", 0.0),
-                       ("sgd", 1, "onecycle_sgd", 0.2), ("ls", 1, "onecycle_adam", 0.2),
-                       ("sgd", 2, "onecycle_sgd", 0.2), ("ls", 2, "onecycle_adam", 0.2)]
+    smoothing = gr.TrainConfig().label_smoothing  # the wd variant keeps the default
+    assert trained == [("ls", 0, "onecycle_adam", 0.1), ("sgd", 0, "onecycle_sgd", 0.3), ("wd", 0, "onecycle_adam", smoothing),
+                       ("sgd", 1, "onecycle_sgd", 0.3), ("ls", 1, "onecycle_adam", 0.1),
+                       ("sgd", 2, "onecycle_sgd", 0.3), ("ls", 2, "onecycle_adam", 0.1)]
     assert part["runs"][0]["reused_from"] == "main_job seed0", "the default variant is the main job's own run"
     assert part["finalists"] == ["sgd", "ls"]
     assert part["best"]["variant"] == "ls" and part["best"]["seeds"] == [0, 1, 2]
@@ -408,9 +409,10 @@ def test_flags_and_their_defaults(monkeypatch):
     assert Path(args.notebooks_dir) == ROOT / "notebooks"
     monkeypatch.delenv("OUT")
     args = gr.parse_args(["--smoke", "--parts", "profile", "main_job", "--seeds", "3", "--lr-grid", "1e-3",
-                          "--budget-minutes", "0.5", "--commit", "abc", "--work-dir", "/tmp/w", "--device", "cpu"])
+                          "--budget-minutes", "0.5", "--commit", "abc", "--work-dir", "/tmp/w", "--device", "cpu",
+                          "--no-compile-run"])
     assert args.out.endswith("benchmarks/out/gpu-report") and args.parts == ["profile", "main_job"]
-    assert args.seeds == [3] and args.lr_grid == [1e-3] and args.commit == "abc"
+    assert args.seeds == [3] and args.lr_grid == [1e-3] and args.commit == "abc" and args.no_compile_run
     for bad in (["--parts", "everything"], ["--budget-minutes", "0"], ["--lr-grid", "-1"]):
         with pytest.raises(SystemExit):
             gr.parse_args(bad)
