@@ -251,6 +251,7 @@ FULL = Settings(
     variant_top_k=2,
     albumentations_workers=None, resnet18_epochs=20, dilated_epochs=100,
     notebook_parameters={"profile": "full"},
+    notebooks_fixed_seconds=150.0,  # H100 node: 01-05 took over 174 s (H200: 121 s for 01-06); 90 s was too little
     profile_warmup_steps=5, probe_warmup_steps=3, probe_steps=5, loader_probe_batches=40,
     min_start_seconds=20.0, final_margin_seconds=15.0,
 )
