@@ -5,7 +5,7 @@ Run::
     python benchmarks/gpu_report.py                              # on the GPU node: writes into $OUT
     python benchmarks/gpu_report.py --budget-minutes 9 --out /tmp/report --commit <sha>
     python benchmarks/gpu_report.py --parts main_job profile     # only some parts
-    python benchmarks/gpu_report.py --parts variants --variant default --variant ls0.2 label_smoothing=0.2
+    python benchmarks/gpu_report.py --parts variants --variant default --variant lrmin5e-6 min_lr=5e-6
     python benchmarks/gpu_report.py --smoke --out /tmp/gr-smoke  # every part, tiny, on the CPU (a few minutes)
     python benchmarks/gpu_report.py --smoke --budget-minutes 1   # the same, with most parts skipped by the budget
 
@@ -22,8 +22,8 @@ its runs ends, atomically, so a run cut short keeps what it measured):
    the rest by distance from the default (log scale).
 3. ``variants``: the main job under named changes of its config (``--variant NAME FIELD=VALUE ...``:
    optimizer, weight decay, label smoothing, ...), each on the first seed in the order given; then the
-   best ``--variant-top-k`` of them by that seed's test accuracy on the other seeds. The default
-   variant (no changes) reuses part 1's runs.
+   best ``--variant-top-k`` of them by that seed's test accuracy on the other seeds. A variant that
+   changes nothing reuses part 1's runs, on every seed part 1 ran.
 4. ``albumentations_path``: the main job with the albumentations DataLoader (one worker per core),
    seed 0; fewer epochs if 24 do not fit (said so in the JSON).
 5. ``notebooks``: notebooks 01-06 with the full profile (papermill), packed into ``notebooks.tar.gz``.
@@ -46,7 +46,7 @@ Outputs (in ``--out``, default ``$OUT``, else ``benchmarks/out/gpu-report``), al
   budget, settings, every part's results, skipped items, errors, a summary table, units;
 * ``notebooks.tar.gz``: the executed notebooks and the PNG/JSON files they wrote (no ``*.pt``);
   a note saying why when the part did not run;
-* ``profile_top_kernels.txt``: the top-kernel table of part 6 (or why it is missing);
+* ``profile_top_kernels.txt``: the top-kernel table of part 7 (or why it is missing);
 * ``gpu_report.log``: everything printed.
 
 Run folders of the trainings (checkpoints, weights) go to ``--work-dir`` (default: a temporary
@@ -115,7 +115,7 @@ import torch  # noqa: E402
 
 import cifarhelpers  # noqa: E402
 from cifarhelpers.cli import field_parser  # noqa: E402
-from cifarhelpers.config import PROFILES, TrainConfig, resolve_profile  # noqa: E402
+from cifarhelpers.config import FIND_LR, PROFILES, TrainConfig, resolve_profile  # noqa: E402
 from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
 from cifarhelpers.devices import CODE_COMMIT_ENV, device_name, resolve_device  # noqa: E402
 from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
@@ -174,9 +174,9 @@ class Settings:
         variants: part 3's ``(name, {TrainConfig field: value})`` pairs, in the order they run (``--variant``).
         variant_top_k: how many variants, the best on the first seed, also run on the other seeds.
         lr_test_iterations: part 2's LR range test iterations (17 is the minimum).
-        albumentations_workers: part 3's DataLoader workers; None: one per usable core.
-        resnet18_epochs, dilated_epochs: part 5's epochs (targets; fewer if the budget demands).
-        notebook_parameters: part 4's papermill parameters (data root and device are added).
+        albumentations_workers: part 4's DataLoader workers; None: one per usable core.
+        resnet18_epochs, dilated_epochs: part 6's epochs (targets; fewer if the budget demands).
+        notebook_parameters: part 5's papermill parameters (data root and device are added).
         profile_warmup_steps: steps run before the profiled epoch (cuDNN autotuning, allocator).
         probe_warmup_steps, probe_steps: step-time probe of a model (synthetic batch).
         loader_probe_batches: batches drawn to measure a DataLoader's images/s.
@@ -235,19 +235,13 @@ class Settings:
 FULL = Settings(
     mode="full", device="auto", train_subset=None, test_subset=None, batch_size=512, epochs=24,
     seeds=(0, 1, 2), lr_grid=tuple(PROFILES["full"].sweep["max_lrs"]), lr_test_iterations=100,  # notebook 07's grid
-    # Regularization and optimizer against the H200 run's gap (train 97%, test 90% at weight decay 0 and label
-    # smoothing 0): most informative first. The SGD ones are cifar10-fast's recipe (weight decay 5e-4, label
-    # smoothing 0.2) at its peak LR 0.4 and below.
+    # What the H100 visit left to settle (results/gpu-nvidia-h100/README.md), most informative first: OneCycle from
+    # and back to almost 0 (LRMIN 5e-6: +0.31 points there, within run-to-run noise), the same at LRMAX 1e-2, and
+    # label smoothing 0 as the control of the default 0.2.
     variants=(("default", {}),
-              ("wd1e-4_ls0.2", {"weight_decay": 1e-4, "label_smoothing": 0.2}),
-              ("sgd0.4_wd5e-4_ls0.2", {"recipe": "onecycle_sgd", "weight_decay": 5e-4, "label_smoothing": 0.2}),
-              ("ls0.2", {"label_smoothing": 0.2}),
-              ("wd1e-4", {"weight_decay": 1e-4}),
-              ("sgd0.2_wd5e-4_ls0.2", {"recipe": "onecycle_sgd", "max_lr": 0.2, "weight_decay": 5e-4,
-                                       "label_smoothing": 0.2}),
-              ("wd5e-4_ls0.2", {"weight_decay": 5e-4, "label_smoothing": 0.2}),
-              ("sgd0.1_wd5e-4_ls0.2", {"recipe": "onecycle_sgd", "max_lr": 0.1, "weight_decay": 5e-4,
-                                       "label_smoothing": 0.2})),
+              ("lrmin5e-6", {"min_lr": 5e-6}),
+              ("ls0", {"label_smoothing": 0.0}),
+              ("lrmax1e-2_lrmin1e-5", {"max_lr": 1e-2, "min_lr": 1e-5})),
     variant_top_k=2,
     albumentations_workers=None, resnet18_epochs=20, dilated_epochs=100,
     notebook_parameters={"profile": "full"},
@@ -259,7 +253,7 @@ FULL = Settings(
 SMOKE = Settings(
     mode="smoke", device="cpu", train_subset=64, test_subset=50, batch_size=16, epochs=2,
     seeds=(0,), lr_grid=(1e-3, 5e-3), lr_test_iterations=17,  # 5e-3: the default, reused
-    variants=(("default", {}), ("sgd_ls0.2", {"recipe": "onecycle_sgd", "label_smoothing": 0.2})), variant_top_k=1,
+    variants=(("default", {}), ("sgd_wd5e-4", {"recipe": "onecycle_sgd", "weight_decay": 5e-4})), variant_top_k=1,
     albumentations_workers=0, resnet18_epochs=1, dilated_epochs=1,
     notebook_parameters={"profile": "short", "train_subset": 64, "test_subset": 50, "epochs": 1,
                          "batch_size": 16, "lr_test_iterations": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
@@ -269,6 +263,25 @@ SMOKE = Settings(
     compile_warmup_guess_seconds=90.0, notebooks_fixed_seconds=60.0, profile_fixed_seconds=5.0, lr_test_step_factor=2.0,
     prior_fixed_seconds=6.0, prior_epoch_overhead_seconds=0.3,
 )
+
+def main_config(settings: Settings, **changes) -> TrainConfig:
+    """The main job as the report runs it (device loader, channels-last, mixed precision) at ``settings``'
+    size, with ``changes`` (TrainConfig fields) applied."""
+    return TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, train_subset=settings.train_subset,
+                       test_subset=settings.test_subset, loader="device", channels_last=True, amp=True, **changes)
+
+
+#: TrainConfig fields a variant may change without changing what a run costs: the calibration of the main
+#: job's time holds for it (a variant that changes anything else is estimated with that calibration too, but
+#: does not calibrate).
+SAME_COST_FIELDS = ("recipe", "max_lr", "min_lr", "pct_start", "weight_decay", "label_smoothing", "seed",
+                    "lr_rule", "lr_test_iterations", "output_dir")
+
+
+def costs_as_main_job(cfg: TrainConfig, base: TrainConfig) -> bool:
+    """Whether ``cfg`` differs from ``base`` only in :data:`SAME_COST_FIELDS`."""
+    return cfg.replace(**{f: getattr(base, f) for f in SAME_COST_FIELDS}) == base
+
 
 UNITS = {
     "*_seconds": "wall-clock seconds (torch.cuda.synchronize() before every clock read on a GPU)",
@@ -398,7 +411,7 @@ class Calibration:
             + (record.get("eval_warmup_seconds") or 0.0)
         return cls(step_seconds=steady_train / steps, steps_per_epoch=steps, test_seconds_per_epoch=steady_test,
                    epoch_overhead_seconds=other / len(hist), fixed_seconds=fixed,
-                   source=f"measured: main_job run {record.get('label')}")
+                   source=f"measured: run {record.get('label')}")
 
     def train_epoch_seconds(self, *, step_seconds: float | None = None, steps: int | None = None,
                             data_seconds: float | None = None) -> float:
@@ -785,15 +798,22 @@ class Context:
         print(f"[{part}] SKIP {item}: {reason}", flush=True)
         self.save()
 
+    def reuse(self, part: str, label: str, run: dict, note: str) -> dict:
+        """A record for ``label`` that is part 1's ``run`` (the same config and seed), not trained again;
+        counted in the part's ``items_run``. Its ``notes`` are ``[note]``."""
+        rec = {**run_template(label), **{k: v for k, v in run.items() if k not in ("label", "notes")},
+               "label": label, "reused_from": f"main_job {run['label']}", "estimate_seconds": 0.0, "notes": [note]}
+        self.part(part)["items_run"] += 1
+        print(f"[{part}] {label}: reused main_job {run['label']} ({rec['test_accuracy_percent']:.2f}%)", flush=True)
+        return rec
+
     # -- estimates ---------------------------------------------------------------------
     def scaled(self, seconds: float | None) -> float | None:
         return None if seconds is None else seconds * self.settings.safety_factor
 
     def main_config(self, **changes) -> TrainConfig:
-        s = self.settings
-        base = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, train_subset=s.train_subset,
-                           test_subset=s.test_subset, loader="device", channels_last=True, amp=True,
-                           device=str(self.device), data_root=str(self.data_root) if self.data_root else None)
+        base = main_config(self.settings, device=str(self.device),
+                           data_root=str(self.data_root) if self.data_root else None)
         return base.replace(**changes) if changes else base
 
     def train_images(self) -> int:
@@ -891,7 +911,8 @@ class Context:
         sync(device)
         wall = time.perf_counter() - start
         self._fill(rec, metrics, run_dir, wall, cfg)
-        if part in ("main_job", "lr_sweep", "variants") and not cfg.compile and rec["status"] == "completed":
+        if (part in ("main_job", "lr_sweep", "variants") and rec["status"] == "completed"
+                and costs_as_main_job(cfg, self.main_config())):
             self.calibrate_from(rec)
         acc = rec["test_accuracy_percent"]
         print(f"[{part}] {rec['label']}: {rec['status']}, test accuracy "
@@ -1040,8 +1061,11 @@ def part_main_job(ctx: Context, part: dict) -> None:
         ctx.save()
     seed = ctx.seeds[0] if ctx.seeds else 0
     label = f"seed{seed}-compile"
-    if not ctx.compile_run:
-        ctx.skip("main_job", label, "--no-compile-run")
+    if not ctx.compile_run:  # not requested: recorded like a part not in --parts, not counted as a skip
+        ctx.report["skipped"].append({"part": "main_job", "item": label, "reason": "--no-compile-run",
+                                      "estimate_seconds": None, "available_seconds": None,
+                                      "at_elapsed_seconds": round(ctx.budget.elapsed(), 3)})
+        ctx.save()
         return
     est = ctx.estimate_main(cfg.epochs, extra_fixed=ctx.settings.compile_warmup_guess_seconds)
     if not ctx.decide("main_job", label, est):
@@ -1092,12 +1116,9 @@ def part_lr_sweep(ctx: Context, part: dict) -> None:
         lr = entry["max_lr"]
         label = f"lr{lr:.3g}"
         if seed0 is not None and math.isclose(lr, DEFAULT_LR, rel_tol=1e-9):
-            rec = {**run_template(label), **{k: v for k, v in seed0.items() if k not in ("label", "notes")},
-                   "label": label, "source": entry["source"], "reused_from": f"main_job {seed0['label']}",
-                   "estimate_seconds": 0.0, "notes": ["the main job's seed-0 run (LRMAX = the default), not trained again"]}
+            rec = ctx.reuse("lr_sweep", label, seed0, "the main job's seed-0 run (LRMAX = the default), not trained again")
+            rec["source"] = entry["source"]
             part["runs"].append(rec)
-            print(f"[lr_sweep] {label}: reused main_job {seed0['label']} ({rec['test_accuracy_percent']:.2f}%)",
-                  flush=True)
             ctx.save()
             continue
         est = ctx.estimate_main(cfg.epochs)
@@ -1426,33 +1447,45 @@ def part_profile(ctx: Context, part: dict) -> None:
 
 
 def part_variants(ctx: Context, part: dict) -> None:
-    """Every variant on the first seed, in the order given; then the best ``variant_top_k`` (by that
-    seed's test accuracy) on the other seeds, seed by seed. A variant without changes reuses part 1's
-    run of the same seed."""
+    """The main job under each variant (named TrainConfig changes), to find a better default.
+
+    1. Every variant on the first seed, in the order given (most informative first, in case the budget
+       runs out).
+    2. The best ``variant_top_k`` by that seed's test accuracy (``finalists``) on each other seed, seed by
+       seed, so that the finalists keep the same number of seeds when time runs short.
+
+    A variant whose config equals the main job's reuses part 1's run of each seed part 1 completed (on
+    every seed, finalist or not: it costs nothing) and is trained only where part 1 has no run. A run that
+    fails or diverges is recorded and the part goes on. ``summary`` holds each variant's accuracy over
+    its seeds (:func:`accuracy_summary`, percent); ``best`` is the highest mean test accuracy among the
+    variants run on the most seeds.
+    """
     base = ctx.main_config()
-    configs = {name: base.replace(**overrides) for name, overrides in ctx.variants}
-    part["variants"] = [{"name": name, "overrides": overrides} for name, overrides in ctx.variants]
+    configs = {name: base.replace(**changes) for name, changes in ctx.variants}
+    changes_by_name = dict(ctx.variants)
+    part["variants"] = [{"name": name, "overrides": changes} for name, changes in ctx.variants]
     part["top_k"] = ctx.variant_top_k
     seeds = ctx.seeds or [base.seed]
-    overrides = dict(ctx.variants)
 
-    def run(name: str, seed: int) -> None:
+    def main_job_run(seed: int) -> dict | None:
+        return next((r for r in ctx.part("main_job")["runs"] if r["seed"] == seed and r["status"] == "completed"
+                     and r["epochs_run"] == base.epochs), None)
+
+    def run_variant(name: str, seed: int, *, train: bool = True) -> None:
         label = f"{name}-seed{seed}"
         cfg = configs[name].replace(seed=seed)
-        reused = next((r for r in ctx.part("main_job")["runs"] if r["seed"] == seed and r["status"] == "completed"
-                       and r["epochs_run"] == cfg.epochs), None) if not overrides[name] else None
+        reused = main_job_run(seed) if configs[name] == base else None
         if reused is not None:
-            rec = {**run_template(label), **{k: v for k, v in reused.items() if k not in ("label", "notes")},
-                   "label": label, "reused_from": f"main_job {reused['label']}", "estimate_seconds": 0.0,
-                   "notes": ["the main job's run of this seed (no changes), not trained again"]}
-            print(f"[variants] {label}: reused main_job {reused['label']} ({rec['test_accuracy_percent']:.2f}%)",
-                  flush=True)
+            rec = ctx.reuse("variants", label, reused, "the main job's run of this seed (the same config), not "
+                                                       "trained again")
+        elif not train:
+            return
         else:
             est = ctx.estimate_main(cfg.epochs)
             if not ctx.decide("variants", label, est):
                 return
             rec = {**run_template(label), "estimate_seconds": est, "epochs_target": cfg.epochs}
-        rec.update(variant=name, overrides=overrides[name])
+        rec.update(variant=name, overrides=changes_by_name[name])
         part["runs"].append(rec)
         if reused is None:
             ctx.train(rec, cfg, "variants")
@@ -1460,20 +1493,21 @@ def part_variants(ctx: Context, part: dict) -> None:
         ctx.save()
 
     for name in configs:
-        run(name, seeds[0])
+        run_variant(name, seeds[0])
     first = {r["variant"]: r["test_accuracy_percent"] for r in part["runs"]
              if r["seed"] == seeds[0] and r["test_accuracy_percent"] is not None}
     part["finalists"] = sorted(first, key=lambda n: -first[n])[:ctx.variant_top_k]
     ctx.save()
+    unchanged = [n for n in configs if configs[n] == base and n not in part["finalists"]]
     for seed in seeds[1:]:
-        for name in part["finalists"]:
-            run(name, seed)
+        for name in part["finalists"] + unchanged:  # the best first, in case time runs short
+            run_variant(name, seed, train=name in part["finalists"])
     ranked = [(n, s) for n, s in part["summary"].items() if s["test_accuracy_percent_mean"] is not None]
-    if ranked:  # the best mean among the variants with the most seeds
+    if ranked:
         most = max(s["runs_completed"] for _, s in ranked)
         name, best = max(((n, s) for n, s in ranked if s["runs_completed"] == most),
                          key=lambda x: x[1]["test_accuracy_percent_mean"])
-        part["best"] = {"variant": name, "overrides": overrides[name], "seeds": best["seeds"],
+        part["best"] = {"variant": name, "overrides": changes_by_name[name], "seeds": best["seeds"],
                         "test_accuracy_percent_mean": best["test_accuracy_percent_mean"],
                         "test_accuracy_percent_min": best["test_accuracy_percent_min"],
                         "test_accuracy_percent_max": best["test_accuracy_percent_max"]}
@@ -1690,8 +1724,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.variant_top_k is not None and args.variant_top_k < 0:
         p.error("--variant-top-k must be >= 0")
     if args.variants is not None:
+        if "variants" not in args.parts:
+            p.error("--variant is given but the variants part is not in --parts: add it (--parts ... variants)")
         try:
-            args.variants = parse_variants(args.variants)
+            args.variants = parse_variants(args.variants, main_config(SMOKE if args.smoke else FULL))
         except ConfigError as err:
             p.error(str(err))
     return args
@@ -1701,19 +1737,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 NOT_VARIED = ("seed", "output_dir", "data_root", "device", "resume", "download")
 
 
-def parse_variants(items: list[list[str]]) -> list[tuple[str, dict]]:
+def parse_variants(items: list[list[str]], base: TrainConfig | None = None) -> list[tuple[str, dict]]:
     """``--variant NAME FIELD=VALUE ...`` (repeated) to ``[(name, {field: value})]``, each value parsed as
-    ``cifar-train`` parses its flag and the changed config validated by :class:`TrainConfig`.
+    ``cifar-train`` parses its flag, and ``base`` (the main job as the report runs it; default: the full
+    settings') with the changes validated by :class:`TrainConfig`.
 
     Raises:
         ConfigError: a name that is not folder-safe or is repeated, a pair that is not FIELD=VALUE, a field
-            the report sets itself (:data:`NOT_VARIED`) or that TrainConfig rejects (named, with the fix).
+            the report sets itself (:data:`NOT_VARIED`), ``max_lr=find``, or a value that TrainConfig rejects
+            (named, with the fix).
     """
+    base = base if base is not None else main_config(FULL)
     out: list[tuple[str, dict]] = []
     for name, *pairs in items:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name) or "=" in name:
-            raise ConfigError(f"--variant name {name!r} must come first and use only letters, digits and ._+-, "
-                              "e.g. --variant wd5e-4 weight_decay=5e-4")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            raise ConfigError(f"--variant name {name!r}: a variant's first word is its name (a folder name: letters, "
+                              "digits and ._+-), then its FIELD=VALUE pairs, e.g. --variant wd5e-4 weight_decay=5e-4")
         if name in dict(out):
             raise ConfigError(f"--variant {name!r} is given twice: give each variant a name of its own")
         changes = {}
@@ -1730,7 +1769,14 @@ def parse_variants(items: list[list[str]]) -> list[tuple[str, dict]]:
                 changes[field] = field_parser(field)(text.strip())
             except argparse.ArgumentTypeError as err:
                 raise ConfigError(f"--variant {name}: {field}={text!r}: {err}") from None
-        TrainConfig().replace(**changes)  # validated together (e.g. min_lr <= max_lr)
+            if field == "max_lr" and changes[field] == FIND_LR:
+                raise ConfigError(f"--variant {name}: max_lr=find would run the LR range test before training: give "
+                                  "LRMAX as a number (the lr_sweep part runs the range test and trains at its "
+                                  "suggestion)")
+        try:
+            base.replace(**changes)  # validated together and against the report's main job (e.g. min_lr <= max_lr)
+        except ConfigError as err:
+            raise ConfigError(f"--variant {name}: {err}") from None
         out.append((name, changes))
     return out
 

@@ -3,15 +3,17 @@
 =================  ====================================================================  ========
 recipe             optimizer and schedule                                                steps
 =================  ====================================================================  ========
-``onecycle_adam``  Adam; OneCycleLR, linear, LRMIN = LRMAX/10 -> LRMAX at ``pct_start``   per batch
+``onecycle_adam``  Adam; OneCycleLR, linear, LRMIN = LRMAX/10 -> LRMAX at ``pct_start``  per batch
                    (end of epoch 5 of 24) -> back to LRMIN at the end, no annihilation
-``onecycle_sgd``   SGD (momentum 0.9, Nesterov); the same OneCycleLR from LRMAX 0.4, the   per batch
-                   peak of cifar10-fast's 24-epoch ResNet-9 (use with weight decay 5e-4)
+``onecycle_sgd``   SGD, Nesterov; the same OneCycleLR from LRMAX 0.4, the peak of        per batch
+                   cifar10-fast's 24-epoch ResNet-9 (use with weight decay 5e-4)
 ``plateau_sgd``    SGD momentum 0.9 from 0.1; ReduceLROnPlateau(x0.1) on the test loss   per epoch
 ``step_sgd``       SGD momentum 0.9 from 0.01; StepLR x0.1 every 20 epochs               per epoch
 =================  ====================================================================  ========
 
-All take ``weight_decay`` from the config; the loss (with ``label_smoothing``) is built by
+OneCycleLR also cycles the momentum (SGD's momentum, Adam's beta1) against the LR: 0.95 at LRMIN, 0.85
+at LRMAX (PyTorch's default, as in Smith's paper; cifar10-fast keeps SGD's at 0.9). All take ``weight_decay``
+from the config; the loss (with ``label_smoothing``) is built by
 :func:`build_criterion`. Sources: Smith & Topin, "Super-Convergence" (2017,
 https://arxiv.org/abs/1708.07120) for OneCycle; PyTorch's ``torch.optim.lr_scheduler`` for the
 schedulers themselves.
@@ -64,6 +66,8 @@ class Recipe:
 
 
 def _onecycle(optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> OneCycleLR:
+    """The OneCycle schedule both ``onecycle_*`` recipes step per batch: linear LRMIN -> LRMAX over
+    ``cfg.pct_start`` of the steps, linear back to LRMIN (momentum cycled 0.95 -> 0.85 -> 0.95)."""
     max_lr, min_lr = cfg.resolved_max_lr, cfg.resolved_min_lr
     return OneCycleLR(
         optimizer, max_lr=max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
@@ -103,9 +107,9 @@ RECIPES: dict[str, Recipe] = {
         Recipe("onecycle_adam", "Adam + OneCycleLR (linear, LRMAX/10 -> LRMAX -> LRMAX/10), per batch",
                0.005, "batch", _onecycle_adam, uses_min_lr=True),
         # default_lr 0.4: cifar10-fast's peak for this network at batch 512 on the mean loss (its SGD takes
-        # lr 0.4/512 on the summed loss with weight decay 5e-4*512: the same steps), with Nesterov momentum 0.9
+        # lr 0.4/512 on the summed loss with weight decay 5e-4*512: the same steps), with Nesterov momentum
         # and weight decay 5e-4 (D. Page, "How to train your ResNet", 2018; davidcpage/cifar10-fast).
-        Recipe("onecycle_sgd", "SGD(momentum 0.9, Nesterov) + the same OneCycleLR, per batch",
+        Recipe("onecycle_sgd", "SGD(Nesterov) + the same OneCycleLR, per batch",
                0.4, "batch", _onecycle_sgd, uses_min_lr=True),
         Recipe("plateau_sgd", "SGD(momentum 0.9) from 0.1 + ReduceLROnPlateau(x0.1) on test loss, per epoch",
                0.1, "plateau", _plateau_sgd),

@@ -308,7 +308,8 @@ def test_variants_parse_each_value_as_cifar_train_does():
 
 
 @pytest.mark.parametrize("items, message", [
-    ([["wd=1"]], r"name 'wd=1' must come first"),
+    ([["wd=1"]], r"name 'wd=1': a variant's first word is its name"),
+    ([["a/b"]], r"name 'a/b'"),
     ([["a"], ["a", "weight_decay=0.1"]], r"'a' is given twice"),
     ([["a", "weight_decay"]], r"'weight_decay' is not FIELD=VALUE"),
     ([["a", "seed=3"]], r"seed is set by the report for every run"),
@@ -316,12 +317,45 @@ def test_variants_parse_each_value_as_cifar_train_does():
     ([["a", "weight_decay=lots"]], r"weight_decay='lots'"),
     ([["a", "label_smoothing=1.5"]], r"label_smoothing"),
     ([["a", "recipe=onecycle_sgd", "max_lr=0.1", "min_lr=0.2"]], r"min_lr=0.2 is above max_lr=0.1"),
+    ([["a", "max_lr=find"]], r"max_lr=find would run the LR range test.*give LRMAX as a number"),
+    ([["a", "transform_set=affine_cutout16"]], r"--variant a: loader='device' implements transform_set='cutout8' only"),
 ])
 def test_a_bad_variant_is_named_with_the_fix(items, message):
     with pytest.raises(gr.ConfigError, match=message):
         gr.parse_variants(items)
     with pytest.raises(SystemExit):
         gr.parse_args([arg for item in items for arg in ["--variant", *item]])
+
+
+def test_a_variant_needs_the_variants_part():
+    with pytest.raises(SystemExit):
+        gr.parse_args(["--parts", "main_job", "--variant", "ls0", "label_smoothing=0"])
+    assert gr.parse_args(["--parts", "variants", "--variant", "ls0", "label_smoothing=0"]).variants == [
+        ("ls0", {"label_smoothing": 0.0})]
+
+
+def test_only_runs_that_cost_as_the_main_job_calibrate_its_estimates():
+    base = gr.main_config(gr.FULL)
+    assert gr.costs_as_main_job(base.replace(recipe="onecycle_sgd", max_lr=0.4, weight_decay=5e-4, seed=2), base)
+    for change in ({"compile": True}, {"batch_size": 256}, {"model": "resnet18"}, {"loader": "albumentations"}):
+        assert not gr.costs_as_main_job(base.replace(**change), base), change
+
+
+def test_no_compile_run_leaves_the_main_job_complete(tmp_path, monkeypatch):
+    def fake_train(self, rec, cfg, part):
+        rec.update(status="completed", seed=cfg.seed, compile=cfg.compile, test_accuracy_percent=90.0)
+        return rec
+
+    monkeypatch.setattr(gr.Context, "train", fake_train)
+    monkeypatch.setattr(gr.Context, "estimate_main", lambda self, epochs, extra_fixed=0.0: 1.0)
+    ctx, _ = make_ctx(tmp_path, parts=["main_job"])
+    ctx.device, ctx.seeds, ctx.compile_run = gr.torch.device("cpu"), [0, 1], False
+    assert gr.run_parts(ctx, {**{p: costing(0) for p in gr.PARTS}, "main_job": gr.part_main_job})
+    main = ctx.report["parts"]["main_job"]
+    assert main["status"] == "completed" and main["items_skipped"] == 0 and main["compile_run"] is None
+    assert [r["seed"] for r in main["runs"]] == [0, 1]
+    assert {"part": "main_job", "item": "seed0-compile", "reason": "--no-compile-run"}.items() <= next(
+        s for s in ctx.report["skipped"] if s["part"] == "main_job").items()
 
 
 def test_variants_run_on_the_first_seed_then_the_best_on_the_others(tmp_path, monkeypatch):
@@ -341,8 +375,10 @@ def test_variants_run_on_the_first_seed_then_the_best_on_the_others(tmp_path, mo
     ctx.variants = gr.parse_variants([["default"], ["ls", "label_smoothing=0.1"],
                                       ["sgd", "recipe=onecycle_sgd", "label_smoothing=0.3"], ["wd", "weight_decay=1e-4"]])
     ctx.variant_top_k = 2
-    ctx.report["parts"]["main_job"]["runs"].append(
-        {**gr.run_template("seed0"), "seed": 0, "status": "completed", "epochs_run": 2, "test_accuracy_percent": 90.0})
+    for seed, acc in ((0, 90.0), (1, 89.5)):  # the main job ran seeds 0 and 1
+        ctx.report["parts"]["main_job"]["runs"].append({**gr.run_template(f"seed{seed}"), "seed": seed,
+                                                        "status": "completed", "epochs_run": 2,
+                                                        "test_accuracy_percent": acc})
     part = ctx.report["parts"]["variants"]
     gr.part_variants(ctx, part)
     smoothing = gr.TrainConfig().label_smoothing  # the wd variant keeps the default
@@ -350,6 +386,9 @@ def test_variants_run_on_the_first_seed_then_the_best_on_the_others(tmp_path, mo
                        ("sgd", 1, "onecycle_sgd", 0.3), ("ls", 1, "onecycle_adam", 0.1),
                        ("sgd", 2, "onecycle_sgd", 0.3), ("ls", 2, "onecycle_adam", 0.1)]
     assert part["runs"][0]["reused_from"] == "main_job seed0", "the default variant is the main job's own run"
+    reused = [r["label"] for r in part["runs"] if r["reused_from"]]
+    assert reused == ["default-seed0", "default-seed1"], "on every seed the main job ran, finalist or not"
+    assert part["items_run"] == 9 and part["summary"]["default"]["seeds"] == [0, 1]
     assert part["finalists"] == ["sgd", "ls"]
     assert part["best"]["variant"] == "ls" and part["best"]["seeds"] == [0, 1, 2]
     assert part["best"]["test_accuracy_percent_mean"] == pytest.approx(91.2)

@@ -57,6 +57,19 @@ def test_onecycle_sgd_is_nesterov_sgd_on_the_onecycle_adam_schedule():
     assert lrs == pytest.approx([lr * 80 for lr in lr_schedule(TrainConfig(), STEPS)]), "0.4 / 0.005: the same shape"
 
 
+@pytest.mark.parametrize("recipe, key", [("onecycle_sgd", "momentum"), ("onecycle_adam", "betas")])
+def test_onecycle_cycles_the_momentum_against_the_lr(recipe, key):
+    optimizer, schedule = build_optimizer(torch.nn.Linear(2, 2), TrainConfig(recipe=recipe), steps_per_epoch=STEPS)
+    seen = []
+    for _ in range(24 * STEPS):
+        momentum = optimizer.param_groups[0][key]
+        seen.append((schedule.lr, momentum[0] if key == "betas" else momentum))
+        optimizer.step()
+        schedule.after_batch()
+    assert seen[0][1] == pytest.approx(0.95) and seen[-1][1] == pytest.approx(0.95), "at LRMIN"
+    assert max(seen)[1] == pytest.approx(0.85), "at LRMAX"
+
+
 def test_step_sgd_steps_per_epoch_and_divides_by_10_every_20_epochs():
     cfg = TrainConfig(recipe="step_sgd", epochs=45)
     optimizer, schedule = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=STEPS)
