@@ -21,6 +21,7 @@ the headless runner is :mod:`cifarhelpers.notebook_runner`.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,17 @@ class NotebookSetup:
             data = f"{src.layout} copy {Path(src.root).name!r} (sha256 {src.sha256[:12]}...)"
         return (f"device: {device_name(self.device)} | profile: {self.profile.name} | data: {data} | "
                 f"output: {display_path(self.output_dir)} | code: {code_version()}")
+
+
+#: :meth:`NotebookSetup.describe`'s line, as a notebook's first output shows it: device and profile.
+_SETUP_LINE = re.compile(r"^device: (.+?) \| profile: (\w+) \| data: ", re.MULTILINE)
+
+
+def parse_setup_line(text: str) -> tuple[str, str] | None:
+    """``(device, profile)`` from a text holding :meth:`NotebookSetup.describe`'s line (an executed
+    notebook's first output), e.g. ``("NVIDIA H100 80GB HBM3", "full")``; None when there is no such line."""
+    found = _SETUP_LINE.search(text)
+    return (found.group(1), found.group(2)) if found else None
 
 
 def _lr_range(params: dict[str, Any]) -> None:

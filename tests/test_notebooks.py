@@ -34,7 +34,13 @@ from cifarhelpers.lr_range_test import run_lr_range_test
 from cifarhelpers.notebook_runner import (
     NOTEBOOKS, NOTEBOOKS_DIR, load_parameters_file, main, notebook_parameters, run_notebooks,
 )
-from cifarhelpers.notebook_setup import NotebookSetup, notebook_config, resolve_loader, training_config
+from cifarhelpers.notebook_setup import (
+    NotebookSetup,
+    notebook_config,
+    parse_setup_line,
+    resolve_loader,
+    training_config,
+)
 
 # Small enough for about two minutes on 2 CPU cores, big enough for every notebook to have
 # something to show (mistakes, a confusion matrix over all classes, a curve).
@@ -345,6 +351,13 @@ def test_runner_refuses_a_resume_folder_without_a_checkpoint_before_running_anyt
     assert not runs.exists(), "no run folder for a refused run"
 
 
+def test_the_set_up_line_gives_device_and_profile_back(tmp_path):
+    setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
+    line = setup.describe()
+    assert parse_setup_line("warming up\n" + line + "\n") == (line.split(" | ")[0][len("device: "):], "short")
+    assert parse_setup_line("profile: short | device: cpu") is None
+
+
 def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
     setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
     with pytest.warns(UserWarning, match=r"no LR range test found .*Run notebook 03 first"):
@@ -430,9 +443,9 @@ def test_committed_notebook_structure(path):
     for cell in code[2:]:
         assert cell.outputs, f"a cell without output: {cell.source[:60]!r}"
     # the first output line names device and profile, and the first cell says the same of the committed outputs
-    ran = re.search(r"^device: (.+?) \| profile: (\w+) \| data: ", "".join(o.get("text", "") for o in code[2].outputs))
+    ran = parse_setup_line("".join(o.get("text", "") for o in code[2].outputs))
     assert ran, "the set-up cell's first output line names device, profile and data copy"
-    device, profile = ran.groups()
+    device, profile = ran
     provenance = first.source.split("\n\n")[-1]
     assert provenance.startswith("*The outputs committed with this notebook come from a real run on ")
     assert (f"a CPU ({device.split(', ')[-1].split()[0]} cores)" if device.startswith("CPU") else f"**{device}**") \

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import nbformat
 
+from cifarhelpers.notebook_setup import parse_setup_line
+
 ROOT = Path(__file__).resolve().parents[1]
 PROVENANCE_START = "*The outputs committed with this notebook come from"
 # A text progress bar frame (tqdm's "  37%|███▋      | 36/97 [...]"), tqdm's cursor-up escape between
@@ -84,9 +86,9 @@ def run_profile(nb: nbformat.NotebookNode, name: str) -> str:
     """The profile an executed notebook ran with, from its first output line (``device: .. | profile: ..``)."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            found = re.search(r"device: .+? \| profile: (\w+)", "".join(output.get("text", "")))
+            found = parse_setup_line("".join(output.get("text", "")))
             if found:
-                return found.group(1)
+                return found[1]
     raise SystemExit(f"publish_notebooks: {name}: no output line 'device: .. | profile: ..' (start_notebook's): "
                      "was it executed?")
 
