@@ -37,6 +37,9 @@ from .models import MODELS, build_model, registry_name
 from .reproducibility import restore_rng_states, rng_states
 
 CHECKPOINT_FILE = "checkpoint.pt"
+#: A run folder's metrics and final weights (written by :class:`cifarhelpers.runs.RunFolder`; read here).
+METRICS_FILE = "metrics.json"
+WEIGHTS_FILE = "model.pt"
 FORMAT = "cifarhelpers-checkpoint-v1"
 #: Config fields that may differ when resuming: where things are, not what is computed.
 RESUMABLE_CHANGES = frozenset({"resume", "output_dir", "data_root", "download", "device", "compile"})
@@ -235,7 +238,7 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict[str, torch.T
     else:
         path = Path(source)
         if path.is_dir():
-            path = path / ("model.pt" if (path / "model.pt").is_file() else CHECKPOINT_FILE)
+            path = path / (WEIGHTS_FILE if (path / WEIGHTS_FILE).is_file() else CHECKPOINT_FILE)
         state, where = safe_load(path, "weights file"), repr(str(path))
         saved_from = _model_name_beside(path)
         if isinstance(state, dict) and state.get("format") == FORMAT:
@@ -306,27 +309,27 @@ def load_run_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu
             model, or the weights do not fit that model.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file():
+    if not (run_dir / METRICS_FILE).is_file():
         raise CheckpointError(f"{str(run_dir)!r} is not a run folder: it has no metrics.json. Pass a folder written "
                               "by cifar-train or notebook 04.")
-    if not (run_dir / "model.pt").is_file():
+    if not (run_dir / WEIGHTS_FILE).is_file():
         raise CheckpointError(
             f"run folder {str(run_dir)!r} has no model.pt: its training did not finish. Run notebook 04 to the end "
             f"(or continue it there with resume={str(run_dir)!r}) or, for a cifar-train run, resume it with "
             f"cifar-train --resume {run_dir}. Finish the run first: model.pt is written after the last epoch, and "
             "the folder's metrics.json says why it stopped.")
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
         name = metrics["config"]["model"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{str(run_dir)!r} is not a finished run folder: its metrics.json is unreadable "
                               f"({err}). Point at a folder written by cifar-train or notebook 04.") from err
-    model = load_weights(build_model(name), run_dir / "model.pt")
+    model = load_weights(build_model(name), run_dir / WEIGHTS_FILE)
     return model.to(device).eval(), metrics
 
 
 def _model_name_beside(path: Path) -> str | None:
-    metrics = path.parent / "metrics.json"
+    metrics = path.parent / METRICS_FILE
     try:
         return json.loads(metrics.read_text())["config"]["model"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from .checkpoint import METRICS_FILE, WEIGHTS_FILE, check_resumable, load_checkpoint, save_checkpoint
 from .config import FIELD_NAMES, TrainConfig
 from .errors import ConfigError, DivergenceError, RunWriteError
 from .files import atomic_write, ensure_writable_dir, read_json, remove_temp_files, save_figure, write_json
@@ -41,8 +41,6 @@ from .lr_range_test import LRRangeTestResult
 from .plots import plot_lr_range_test
 from .run_logs import RunLogs, epoch_steps
 
-METRICS_FILE = "metrics.json"
-WEIGHTS_FILE = "model.pt"
 CURVES_FILE = "curves.png"
 LR_TEST_PLOT = "lr_range_test.png"
 #: The units of metrics.json's figures, written into it.
