@@ -99,7 +99,6 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
@@ -117,7 +116,7 @@ import cifarhelpers  # noqa: E402
 from cifarhelpers.cli import field_parser  # noqa: E402
 from cifarhelpers.config import FIND_LR, PROFILES, TrainConfig, resolve_profile  # noqa: E402
 from cifarhelpers.data import load_cifar10, resolve_root  # noqa: E402
-from cifarhelpers.devices import CODE_COMMIT_ENV, device_name, resolve_device  # noqa: E402
+from cifarhelpers.devices import CODE_COMMIT_ENV, device_name, git_state, resolve_device  # noqa: E402
 from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
 from cifarhelpers.errors import CifarHelpersError, ConfigError, DivergenceError  # noqa: E402
 from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
@@ -1583,14 +1582,10 @@ def git_commit(flag: str | None) -> tuple[str | None, str, bool | None]:
     repo = Path(__file__).resolve().parent
     if not (repo.parent / ".git").exists():  # a copy in the bundle: git would name whatever checkout holds it
         return None, "unavailable (not run from the project's git checkout; pass --commit)", None
-    try:
-        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
-        return sha or None, "git rev-parse HEAD", dirty
-    except (OSError, subprocess.SubprocessError):
+    sha, dirty = git_state(repo, untracked=False)
+    if sha is None:
         return None, "unavailable (no git or not a repository; pass --commit)", None
+    return sha, "git rev-parse HEAD", dirty
 
 
 def environment(device: torch.device, commit_flag: str | None) -> dict:

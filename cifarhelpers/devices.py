@@ -66,6 +66,27 @@ def device_name(device: torch.device) -> str:
 CODE_COMMIT_ENV = "CIFARHELPERS_GIT_COMMIT"
 
 
+def git_state(repo, paths: tuple[str, ...] = (), untracked: bool = True) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout at ``repo``: the full 40-hex commit of HEAD, and whether the
+    working tree differs from it (only under ``paths`` when given; untracked files count unless
+    ``untracked=False``). ``(None, None)`` when git is missing or ``repo`` is not a checkout; dirty is None
+    when git could not tell."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None, None
+    status = git("status", "--porcelain", *([] if untracked else ["--untracked-files=no"]), "--", *paths)
+    return commit, None if status is None else bool(status)
+
+
 def code_version() -> str:
     """The code a result came from: ``cifarhelpers <version>``, plus the git commit of the checkout the
     package runs from (``git <12 hex>``, ``+ uncommitted changes`` when the package's code or
@@ -75,7 +96,6 @@ def code_version() -> str:
     from (the bundle's ``run.sh``, ``benchmarks/gpu_report.py --commit``), gives it, with ``-dirty`` at
     its end read as ``+ uncommitted changes``; without it, the version alone."""
     import os
-    import subprocess
     from pathlib import Path
 
     from . import __version__
@@ -89,13 +109,7 @@ def code_version() -> str:
         if not sha:
             return text
         return f"{text}, git {sha[:12]}" + (" + uncommitted changes" if dirty else "")
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode != 0:
-            return text
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "cifarhelpers",
-                                "pyproject.toml"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    commit, dirty = git_state(repo, ("cifarhelpers", "pyproject.toml"))
+    if commit is None:
         return text
-    return f"{text}, git {head.stdout.strip()}" + (" + uncommitted changes" if dirty else "")
+    return f"{text}, git {commit[:12]}" + (" + uncommitted changes" if dirty else "")

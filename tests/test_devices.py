@@ -1,4 +1,5 @@
-"""code_version names the code a result came from: in the checkout (git) and in an installed copy ($CIFARHELPERS_GIT_COMMIT)."""
+"""code_version names the code a result came from: in the checkout (git) and in an installed copy
+($CIFARHELPERS_GIT_COMMIT); git_state reads a checkout's commit and whether it has changes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import cifarhelpers
-from cifarhelpers.devices import CODE_COMMIT_ENV, code_version
+from cifarhelpers.devices import CODE_COMMIT_ENV, code_version, git_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,29 @@ def test_code_version_in_the_checkout_names_the_git_commit(monkeypatch):
                           text=True, check=True).stdout.strip()
     monkeypatch.setenv(CODE_COMMIT_ENV, "deadbeefdead")  # a checkout asks git, whatever the environment says
     assert code_version().startswith(f"cifarhelpers {cifarhelpers.__version__}, git {head}")
+
+
+def test_git_state_names_the_commit_and_the_changes_that_count(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    assert git_state(tmp_path) == (None, None), "not a checkout"
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       check=True, capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    commit, dirty = git_state(tmp_path)
+    assert len(commit) == 40 and dirty is False
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_state(tmp_path) == (commit, True) and git_state(tmp_path, untracked=False) == (commit, False)
+    assert git_state(tmp_path, ("pkg",)) == (commit, False), "a change outside the paths does not count"
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert git_state(tmp_path, ("pkg",)) == (commit, True)
 
 
 def test_an_installed_copy_takes_the_commit_from_the_environment(tmp_path):

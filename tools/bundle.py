@@ -662,16 +662,10 @@ BUNDLED_SOURCES = ("pyproject.toml", "README.md", "cifarhelpers", "notebooks", "
 def git_state() -> dict:
     """The repo's commit and whether the bundled sources (:data:`BUNDLED_SOURCES`, untracked files
     included) differ from it; None where git is unavailable."""
-    def git(*args: str) -> str | None:
-        try:
-            proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
+    from cifarhelpers.devices import git_state as checkout_state  # the build runs in the project's environment
 
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--", *BUNDLED_SOURCES) if commit else None
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
+    commit, dirty = checkout_state(ROOT, tuple(BUNDLED_SOURCES))
+    return {"commit": commit, "dirty": dirty}
 
 
 def _tail(text: str, lines: int = 25) -> str:
