@@ -605,6 +605,13 @@ def run_template(label: str) -> dict:
     }
 
 
+def skip_record(part: str, item: str, reason: str, elapsed_seconds: float, estimate: float | None = None,
+                available: float | None = None) -> dict:
+    """One entry of the report's ``skipped`` list: what was not run, why, and when (seconds into the budget)."""
+    return {"part": part, "item": item, "reason": reason, "estimate_seconds": estimate, "available_seconds": available,
+            "at_elapsed_seconds": round(elapsed_seconds, 3)}
+
+
 def part_template(name: str) -> dict:
     """Every key of a part's results."""
     common = {"status": "pending", "started_at_elapsed_seconds": None, "seconds": None, "items_run": 0,
@@ -790,9 +797,7 @@ class Context:
 
     def skip(self, part: str, item: str, reason: str, estimate: float | None = None,
              available: float | None = None) -> None:
-        self.report["skipped"].append({"part": part, "item": item, "reason": reason, "estimate_seconds": estimate,
-                                       "available_seconds": available,
-                                       "at_elapsed_seconds": round(self.budget.elapsed(), 3)})
+        self.report["skipped"].append(skip_record(part, item, reason, self.budget.elapsed(), estimate, available))
         self.part(part)["items_skipped"] += 1
         print(f"[{part}] SKIP {item}: {reason}", flush=True)
         self.save()
@@ -1061,9 +1066,7 @@ def part_main_job(ctx: Context, part: dict) -> None:
     seed = ctx.seeds[0] if ctx.seeds else 0
     label = f"seed{seed}-compile"
     if not ctx.compile_run:  # not requested: recorded like a part not in --parts, not counted as a skip
-        ctx.report["skipped"].append({"part": "main_job", "item": label, "reason": "--no-compile-run",
-                                      "estimate_seconds": None, "available_seconds": None,
-                                      "at_elapsed_seconds": round(ctx.budget.elapsed(), 3)})
+        ctx.report["skipped"].append(skip_record("main_job", label, "--no-compile-run", ctx.budget.elapsed()))
         ctx.save()
         return
     est = ctx.estimate_main(cfg.epochs, extra_fixed=ctx.settings.compile_warmup_guess_seconds)
@@ -1532,9 +1535,7 @@ def run_parts(ctx: Context, runners: dict[str, Callable[[Context, dict], None]] 
         part = ctx.part(name)
         if name not in ctx.parts:
             part["status"] = "not_requested"
-            ctx.report["skipped"].append({"part": name, "item": "whole part", "reason": "not in --parts",
-                                          "estimate_seconds": None, "available_seconds": None,
-                                          "at_elapsed_seconds": round(ctx.budget.elapsed(), 3)})
+            ctx.report["skipped"].append(skip_record(name, "whole part", "not in --parts", ctx.budget.elapsed()))
             ctx.save()
             continue
         ctx.current_part = name
@@ -1864,10 +1865,8 @@ def _finish(report: dict, ctx: Context | None, out_dir: Path, status: str, budge
             part["status"] = "interrupted"
         elif part["status"] == "pending":  # the loop ended (interrupted, or setup failed) before this part
             part["status"] = "not_reached" if name in requested else "not_requested"
-            report["skipped"].append({"part": name, "item": "whole part", "estimate_seconds": None,
-                                      "available_seconds": None, "at_elapsed_seconds": round(budget.elapsed(), 3),
-                                      "reason": f"the report ended ({status}) before this part started"
-                                      if name in requested else "not in --parts"})
+            why_not = f"the report ended ({status}) before this part started" if name in requested else "not in --parts"
+            report["skipped"].append(skip_record(name, "whole part", why_not, budget.elapsed()))
 
     def why(name: str) -> str:
         part = report["parts"][name]
