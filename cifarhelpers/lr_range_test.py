@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .config import TrainConfig, check_choice
 from .data import CIFAR10Data
 from .devices import resolve_device
 from .errors import ConfigError, DivergenceError
@@ -74,8 +74,7 @@ class LRRangeTestResult:
     restored: bool = False
 
     def __post_init__(self) -> None:
-        if self.rule not in self.suggestions:
-            raise ConfigError(f"lr_rule={self.rule!r} is invalid: choose one of {list(RULES)}")
+        check_choice("lr_rule", self.rule, tuple(self.suggestions))
 
     @property
     def max_lr(self) -> float:
@@ -220,8 +219,7 @@ def lr_range_test(
         from torch_lr_finder.lr_finder import TrainDataLoaderIter
 
     check_settings(start_lr, end_lr, num_iter, step_mode, skip_start, skip_end)
-    if rule not in RULES:
-        raise ConfigError(f"lr_rule={rule!r} is invalid: choose one of {list(RULES)}")
+    check_choice("lr_rule", rule, tuple(RULES))
     device = torch.device(device)
     first = next(iter(model.parameters()), None)
     home = first.device if first is not None else device

@@ -101,7 +101,7 @@ def test_the_result_uses_its_rule_and_survives_a_json_round_trip():
 
 
 def test_unknown_rules_and_malformed_files_are_refused():
-    with pytest.raises(ConfigError, match=r"lr_rule='median' is invalid: choose one of \['valley', 'steepest'"):
+    with pytest.raises(ConfigError, match=r"lr_rule='median' \(str\) is invalid: choose one of \['valley', 'steepest'"):
         _result(rule="median")
     with pytest.raises(ConfigError, match="choose one of"):
         _result().with_rule("median")
