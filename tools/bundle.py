@@ -661,9 +661,14 @@ BUNDLED_SOURCES = ("pyproject.toml", "README.md", "cifarhelpers", "notebooks", "
 
 def git_state() -> dict:
     """The repo's commit and whether the bundled sources (:data:`BUNDLED_SOURCES`, untracked files
-    included) differ from it; None where git is unavailable."""
-    from cifarhelpers.devices import git_state as checkout_state  # the build runs in the project's environment
-
+    included) differ from it; None where git is unavailable, or where this Python cannot import the
+    project (build with the project's environment, ``.venv/bin/python``, to record them)."""
+    try:
+        from cifarhelpers.devices import git_state as checkout_state
+    except ImportError as err:
+        print(f"bundle: WARNING: the commit is not recorded: this Python cannot import cifarhelpers ({err}); "
+              "build with .venv/bin/python", file=sys.stderr)
+        return {"commit": None, "dirty": None}
     commit, dirty = checkout_state(ROOT, tuple(BUNDLED_SOURCES))
     return {"commit": commit, "dirty": dirty}
 
