@@ -303,32 +303,33 @@ def _clean_env(**extra) -> dict[str, str]:
     return env
 
 
-def _cifar10_archive(tmp_dir: Path) -> Path:
+def _cifar10_archive(request, tmp_dir: Path) -> Path:
     """The archive to bundle: the shared ``../shared/data/cifar10-jpeg.tar.gz`` (what ``make bundle`` takes),
-    else one packed here from the unpacked copy at ``$CIFAR10_ROOT`` (a clone without ``../shared`` beside it).
+    else one packed here from the unpacked copy at ``$CIFAR10_ROOT`` (conftest's ``cifar_root``; a clone without
+    ``../shared`` beside it).
 
     Raises:
-        pytest.fail.Exception: neither is there; the message says how to provide one.
+        pytest.fail.Exception: neither is there (``cifar_root`` names the fix), or ``$CIFAR10_ROOT`` has no
+            ``train/`` and ``test/`` folders to pack.
     """
     if bundle.DEFAULT_DATA.is_file():
         return bundle.DEFAULT_DATA
-    root = Path(os.environ.get("CIFAR10_ROOT", "")).expanduser().resolve()
-    if os.environ.get("CIFAR10_ROOT") and (root / "train").is_dir() and (root / "test").is_dir():
-        archive = tmp_dir / f"{root.name}.tar.gz"
-        # the images only: not the decoded-array cache that loading writes beside them (~180 MiB)
-        subprocess.run(["tar", "-czf", str(archive), "-C", str(root.parent), f"{root.name}/train", f"{root.name}/test"],
-                       check=True)
-        return archive
-    pytest.fail(f"the bundle tests need the CIFAR-10 archive {bundle.DEFAULT_DATA} or CIFAR10_ROOT set to an "
-                "unpacked image-folder copy (train/ and test/); `make test` sets CIFAR10_ROOT, or deselect these "
-                "tests with -m 'not data'")
+    root = request.getfixturevalue("cifar_root")
+    if not ((root / "train").is_dir() and (root / "test").is_dir()):
+        pytest.fail(f"the bundle tests pack CIFAR-10 from CIFAR10_ROOT={root}, which has no train/ and test/ "
+                    f"folders: point it at an unpacked image-folder copy of {bundle.DEFAULT_DATA.name}", pytrace=False)
+    archive = tmp_dir / f"{root.name}.tar.gz"
+    # the images only: not the decoded-array cache that loading writes beside them (~180 MiB)
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(root.parent), f"{root.name}/train", f"{root.name}/test"],
+                   check=True)
+    return archive
 
 
 @pytest.fixture(scope="module")
-def local_bundle(tmp_path_factory) -> Path:
+def local_bundle(request, tmp_path_factory) -> Path:
     """The bundle for this Python with our GPU node's has-list (cached wheels in .cache/bundle-wheels)."""
     out = tmp_path_factory.mktemp("bundle") / "bundle-local"
-    archive = _cifar10_archive(tmp_path_factory.mktemp("archive"))
+    archive = _cifar10_archive(request, tmp_path_factory.mktemp("archive"))
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bundle.py"), "--target", "local", "--out", str(out),
                            "--data", str(archive)],
                           capture_output=True, text=True, timeout=1200)
