@@ -11,7 +11,8 @@ Data
     ``device_loader``: the whole data set on the training device, augmented there in batches.
 
 Training
-  * ``config``: ``TrainConfig``, the one validated config object of a run, and the run profiles.
+  * ``config``: ``TrainConfig``, the one validated config object of a run, and the run profiles;
+    ``checks``: the validators every settings object uses (type and range, with the fix in the message).
   * ``models``: CustomResNet, ResNet18, DilatedNet and the registry (``build_model``).
   * ``recipes``: optimizers and LR schedules by name (OneCycle by default); ``precision``: bf16, fp16 +
     GradScaler or fp32, chosen by the device.

@@ -34,13 +34,13 @@ cores: the mechanics, not the answer).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .checks import check_boolean, check_choice, check_integer, check_real, check_text
 from .data import SPLIT_SIZES
 from .errors import ConfigError
 from .lr_suggestions import DEFAULT_RULE, RULES, SKIP_END, SKIP_START
@@ -261,14 +261,8 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainCon
 
 
 # ------------------------------------------------------------------------------------------
-# Validators: each raises ConfigError naming the field, the value and what is allowed. Public:
-# notebook parameters and other settings are checked with them too.
+# Checks that need this module's facts; the general validators are in checks.py.
 # ------------------------------------------------------------------------------------------
-
-
-def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
 
 def _check_names(values: dict[str, Any]) -> None:
     unknown = sorted(set(values) - set(FIELD_NAMES))
@@ -276,58 +270,7 @@ def _check_names(values: dict[str, Any]) -> None:
         raise ConfigError(f"unknown config field(s) {unknown}; valid fields are {sorted(FIELD_NAMES)}")
 
 
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise ConfigError unless ``value`` is one of ``choices`` (the message lists them)."""
-    if value not in choices:
-        raise ConfigError(f"{name}={_describe(value)} is invalid: choose one of {list(choices)}")
-
-
-def check_integer(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is an int (not a bool) >= ``minimum``, or None when ``optional``."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        extra = " or None" if optional else ""
-        raise ConfigError(f"{name}={_describe(value)} is invalid: it must be an integer >= {minimum}{extra}")
-
-
-def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-               low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is a finite int or float (not a bool) within
-    ``[low, high]`` (ends excluded where ``low_open`` / ``high_open``), or None when ``optional``."""
-    if value is None and optional:
-        return
-    lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
-    hi = "" if high is None else (f"< {high}" if high_open else f"<= {high}")
-    rule = " and ".join(r for r in (lo, hi) if r)
-    extra = " or None" if optional else ""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (low is None or (value > low if low_open else value >= low)) and (
-            high is None or (value < high if high_open else value <= high))
-    if not ok:
-        raise ConfigError(f"{name}={_describe(value)} is invalid: it must be a finite number {rule}{extra}")
-
-
 def _subset(name: str, value: int | None, available: int, split: str) -> None:
     if value is not None and value > available:
         raise ConfigError(f"{name}={value} is out of range: it must be an integer from 1 to {available:,} (CIFAR-10 "
                           f"has {available:,} {split} images); use None for all of them")
-
-
-def check_boolean(name: str, value: Any) -> None:
-    """Raise ConfigError unless ``value`` is True or False."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name}={_describe(value)} is invalid: it must be True or False")
-
-
-def check_text(name: str, value: Any, *, optional: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is a non-empty str (an ``os.PathLike`` counts as its
-    path), or None when ``optional``."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or value == "":
-        extra = " or None" if optional else ""
-        raise ConfigError(f"{name}={_describe(value)} is invalid: it must be a non-empty string{extra}")

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import TrainConfig, check_choice
+from .checks import check_choice
+from .config import TrainConfig
 from .data import CIFAR10Data
 from .devices import resolve_device
 from .errors import ConfigError, DivergenceError

@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import FIELD_NAMES, TrainConfig, check_choice, check_integer, check_real, check_text
+from .checks import check_choice, check_integer, check_real, check_text
+from .config import FIELD_NAMES, TrainConfig
 from .errors import ConfigError
 
 BACKENDS = ("auto", "ray", "sequential")
