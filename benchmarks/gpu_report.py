@@ -23,7 +23,9 @@ its runs ends, atomically, so a run cut short keeps what it measured):
 3. ``variants``: the main job under named changes of its config (``--variant NAME FIELD=VALUE ...``:
    optimizer, weight decay, label smoothing, ...), each on the first seed in the order given; then the
    best ``--variant-top-k`` of them by that seed's test accuracy on the other seeds. A variant that
-   changes nothing reuses part 1's runs, on every seed part 1 ran.
+   changes nothing reuses part 1's runs, on every seed part 1 ran. Each variant is compared with the
+   default: the difference in points, Welch's t, and whether it is adopted (at least 3 seeds each, its mean
+   beyond the spread of the default's seeds).
 4. ``albumentations_path``: the main job with the albumentations DataLoader (one worker per core),
    seed 0; fewer epochs if 24 do not fit (said so in the JSON).
 5. ``notebooks``: notebooks 01-06 with the full profile (papermill), packed into ``notebooks.tar.gz``.
@@ -302,6 +304,8 @@ UNITS = {
                "cross-entropy per image, lr of the epoch's last step, train/test seconds wall-clock",
     "epochs_*": "passes over the training set",
     "estimate_seconds": "the cost predicted before the item ran (safety factor included)",
+    "*_points": "percentage points of test accuracy (variant mean - default mean; the default's max - min)",
+    "welch_t, welch_p": "Welch's unequal-variance t statistic of variant vs default, and its two-sided p value",
 }
 
 
@@ -491,6 +495,7 @@ def run_figures(metrics: dict, wall_seconds: float | None, batch_size: int) -> d
         train[0] + test[0] if hist else None)
     completed = metrics.get("status") == "completed"
     acc = metrics.get("final_test_accuracy") if completed else None
+    tta = metrics.get("final_test_accuracy_flip_tta") if completed else None
     return {
         "status": metrics.get("status"),
         "epochs_run": len(hist),
@@ -511,6 +516,7 @@ def run_figures(metrics: dict, wall_seconds: float | None, batch_size: int) -> d
         "steady_train_images_per_second": (steps * batch_size / steady_train) if steps and steady_train else None,
         "test_accuracy_fraction": acc,
         "test_accuracy_percent": 100.0 * acc if acc is not None else None,
+        "test_accuracy_flip_tta_percent": 100.0 * tta if tta is not None else None,
         "last_epoch_test_accuracy_fraction": hist[-1]["test_accuracy"] if hist else None,
         "history": [{k: h.get(k) for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                                            "lr", "train_seconds", "test_seconds")} for h in hist],
@@ -518,7 +524,8 @@ def run_figures(metrics: dict, wall_seconds: float | None, batch_size: int) -> d
 
 
 def accuracy_summary(records: list[dict]) -> dict:
-    """Mean/min/max/std test accuracy (percent) and mean seconds over completed runs."""
+    """Mean/min/max/std test accuracy (percent; plain, and the mean with flip TTA) and mean seconds over
+    completed runs."""
     done = [r for r in records if r.get("test_accuracy_percent") is not None]
     acc = [r["test_accuracy_percent"] for r in done]
 
@@ -533,10 +540,46 @@ def accuracy_summary(records: list[dict]) -> dict:
         "test_accuracy_percent_min": min(acc) if acc else None,
         "test_accuracy_percent_max": max(acc) if acc else None,
         "test_accuracy_percent_std": statistics.stdev(acc) if len(acc) > 1 else None,
+        "test_accuracy_flip_tta_percent_mean": mean("test_accuracy_flip_tta_percent"),
         "wall_seconds_mean": mean("wall_seconds"),
         "seconds_per_epoch_mean": mean("seconds_per_epoch"),
         "steady_seconds_per_epoch_mean": mean("steady_seconds_per_epoch"),
     }
+
+
+#: Seeds a variant and the default both need before a change of default can be adopted.
+ADOPTION_SEEDS = 3
+
+
+def compare_to_default(default: list[float], variant: list[float], min_seeds: int = ADOPTION_SEEDS) -> dict:
+    """Whether a variant earns a change of default: the project's rule (a change is adopted only on at least
+    ``min_seeds`` seeds each, when its mean test accuracy beats the default's by more than the spread, max - min,
+    of the default's seeds), with Welch's t beside the difference.
+
+    Args:
+        default, variant: test accuracies in percent, one per seed (completed runs only).
+        min_seeds: seeds each side needs before ``adopt`` can be True.
+
+    Returns:
+        ``difference_points`` (variant mean - default mean, percentage points), ``default_spread_points``,
+        ``welch_t`` and ``welch_p`` (two-sided; Welch's unequal-variance t-test, ``scipy.stats.ttest_ind`` with
+        ``equal_var=False``; None with fewer than 2 runs a side or no variance at all), the seed counts and
+        ``adopt`` (bool).
+    """
+    from scipy import stats  # scikit-learn's own dependency; imported here so the report starts without it
+
+    out = {"default_runs": len(default), "variant_runs": len(variant), "difference_points": None,
+           "default_spread_points": None, "welch_t": None, "welch_p": None, "adopt": False}
+    if not default or not variant:
+        return out
+    out["difference_points"] = statistics.mean(variant) - statistics.mean(default)
+    out["default_spread_points"] = max(default) - min(default)
+    if len(default) > 1 and len(variant) > 1 and (statistics.pvariance(default) + statistics.pvariance(variant)) > 0:
+        test = stats.ttest_ind(variant, default, equal_var=False)
+        out["welch_t"], out["welch_p"] = float(test.statistic), float(test.pvalue)
+    out["adopt"] = (len(default) >= min_seeds and len(variant) >= min_seeds
+                    and out["difference_points"] > out["default_spread_points"])
+    return out
 
 
 def classify_kernel(name: str) -> str:
@@ -599,7 +642,7 @@ def run_template(label: str) -> dict:
         "training_seconds": None, "evaluation_seconds": None, "other_seconds": None, "eval_warmup_seconds": None,
         "train_seconds_total": None, "seconds_per_epoch": None, "steady_seconds_per_epoch": None,
         "steady_train_images_per_second": None, "test_accuracy_fraction": None, "test_accuracy_percent": None,
-        "last_epoch_test_accuracy_fraction": None, "peak_gpu_memory_mib": None, "precision": None,
+        "test_accuracy_flip_tta_percent": None, "last_epoch_test_accuracy_fraction": None, "peak_gpu_memory_mib": None, "precision": None,
         "precision_source": None, "estimate_seconds": None, "source": None, "reused_from": None,
         "probe": None, "run_dir": None, "history": [], "notes": [], "error": None,
     }
@@ -622,7 +665,8 @@ def part_template(name: str) -> dict:
                                  "warmup_seconds": None}},
         "lr_sweep": {"range_test": None, "range_test_seconds": None, "suggested_lr": None, "suggestions": None,
                      "grid": [], "order": [], "runs": [], "best": None},
-        "variants": {"variants": [], "top_k": None, "finalists": [], "runs": [], "summary": {}, "best": None},
+        "variants": {"variants": [], "top_k": None, "finalists": [], "runs": [], "summary": {}, "best": None,
+                     "reference": None, "decisions": {}, "adopted": []},
         "albumentations_path": {"num_workers": None, "os_cpu_count": None, "usable_cpus": None, "probe": None,
                                 "run": None, "ratios": {"wall_ratio_vs_device_seed0": None,
                                                         "seconds_per_epoch_ratio_vs_device_seed0": None,
@@ -672,7 +716,9 @@ def summary_rows(report: dict) -> list[dict]:
         if not r:
             return
         rows.append({"part": part, "item": r.get("label"), "status": r.get("status"),
-                     "test_accuracy_percent": r.get("test_accuracy_percent"), "wall_seconds": r.get("wall_seconds"),
+                     "test_accuracy_percent": r.get("test_accuracy_percent"),
+                     "test_accuracy_flip_tta_percent": r.get("test_accuracy_flip_tta_percent"),
+                     "wall_seconds": r.get("wall_seconds"),
                      "seconds_per_epoch": r.get("seconds_per_epoch"),
                      "note": f"{r.get('epochs_run')}/{r.get('epochs_target')} epochs"
                              + (f", reused from {r['reused_from']}" if r.get("reused_from") else "")})
@@ -715,11 +761,13 @@ def format_table(rows: list[dict]) -> str:
     def num(v, fmt):
         return format(v, fmt) if isinstance(v, (int, float)) else "-"
 
-    head = f"{'part':<20} {'item':<22} {'status':<12} {'test acc %':>10} {'wall s':>8} {'s/epoch':>8}  note"
+    head = (f"{'part':<20} {'item':<22} {'status':<12} {'test acc %':>10} {'flip TTA %':>10} {'wall s':>8} "
+            f"{'s/epoch':>8}  note")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['part']:<20} {str(r['item'])[:22]:<22} {str(r['status']):<12} "
-                     f"{num(r['test_accuracy_percent'], '.2f'):>10} {num(r['wall_seconds'], '.1f'):>8} "
+                     f"{num(r['test_accuracy_percent'], '.2f'):>10} "
+                     f"{num(r.get('test_accuracy_flip_tta_percent'), '.2f'):>10} {num(r['wall_seconds'], '.1f'):>8} "
                      f"{num(r['seconds_per_epoch'], '.2f'):>8}  {r['note']}")
     return "\n".join(lines)
 
@@ -1460,7 +1508,10 @@ def part_variants(ctx: Context, part: dict) -> None:
     every seed, finalist or not: it costs nothing) and is trained only where part 1 has no run. A run that
     fails or diverges is recorded and the part goes on. ``summary`` holds each variant's accuracy over
     its seeds (:func:`accuracy_summary`, percent); ``best`` is the highest mean test accuracy among the
-    variants run on the most seeds.
+    variants run on the most seeds. ``decisions`` compares each variant with the default (the variant whose
+    config is the main job's, else part 1's runs; named in ``reference``) by :func:`compare_to_default`:
+    difference in points, the default's spread, Welch's t; ``adopted`` lists the variants that earn a change
+    of default (best first). Give ``--variant-top-k`` the number of variants to run every one on every seed.
     """
     base = ctx.main_config()
     configs = {name: base.replace(**changes) for name, changes in ctx.variants}
@@ -1504,6 +1555,16 @@ def part_variants(ctx: Context, part: dict) -> None:
     for seed in seeds[1:]:
         for name in part["finalists"] + unchanged:  # the best first, in case time runs short
             run_variant(name, seed, train=name in part["finalists"])
+    reference = next((n for n in configs if configs[n] == base), None)
+    accuracies = {n: [r["test_accuracy_percent"] for r in part["runs"]
+                      if r["variant"] == n and r["test_accuracy_percent"] is not None] for n in configs}
+    if reference is None:  # no variant is the default itself: compare with the main job's own runs
+        accuracies[reference] = [r["test_accuracy_percent"] for r in ctx.part("main_job")["runs"]
+                                 if r["test_accuracy_percent"] is not None and r["epochs_run"] == base.epochs]
+    part["reference"] = reference or "main_job"
+    part["decisions"] = {n: compare_to_default(accuracies[reference], accuracies[n]) for n in configs if n != reference}
+    part["adopted"] = sorted((n for n, d in part["decisions"].items() if d["adopt"]),
+                             key=lambda n: -part["decisions"][n]["difference_points"])
     ranked = [(n, s) for n, s in part["summary"].items() if s["test_accuracy_percent_mean"] is not None]
     if ranked:
         most = max(s["runs_completed"] for _, s in ranked)

@@ -397,15 +397,56 @@ def test_variants_run_on_the_first_seed_then_the_best_on_the_others(tmp_path, mo
     assert [r["item"] for r in gr.summary_rows(ctx.report) if r["part"] == "variants"][:2] == ["default-seed0", "ls-seed0"]
 
 
+def test_a_change_is_adopted_only_beyond_the_defaults_spread_on_three_seeds():
+    default = [90.0, 90.4, 89.8]  # spread 0.6 points
+    beyond = gr.compare_to_default(default, [90.9, 90.8, 91.0])
+    assert beyond["adopt"] and beyond["difference_points"] == pytest.approx(0.8333, abs=1e-4)
+    assert beyond["default_spread_points"] == pytest.approx(0.6)
+    assert beyond["welch_t"] == pytest.approx(4.5, abs=0.1) and 0 < beyond["welch_p"] < 0.05  # by hand: 0.833/0.185
+    within = gr.compare_to_default(default, [90.5, 90.6, 90.7])  # +0.47: inside the default's spread
+    assert not within["adopt"] and within["welch_t"] > 0
+    two_seeds = gr.compare_to_default(default, [92.0, 92.1])  # far better, but on two seeds only
+    assert not two_seeds["adopt"] and two_seeds["variant_runs"] == 2
+    assert gr.compare_to_default([90.0], [91.0])["welch_t"] is None  # one run a side: no variance to test
+    assert gr.compare_to_default([], [91.0])["difference_points"] is None
+
+
+def test_the_variants_part_decides_against_the_default_on_every_seed(tmp_path, monkeypatch):
+    accuracy = {("ls", 0): 91.0, ("ls", 1): 91.2, ("ls", 2): 91.1, ("wd", 0): 90.3, ("wd", 1): 90.1, ("wd", 2): 90.0}
+
+    def fake_train(self, rec, cfg, part):
+        rec.update(status="completed", seed=cfg.seed, epochs_run=cfg.epochs,
+                   test_accuracy_percent=accuracy[(rec["variant"], cfg.seed)])
+        return rec
+
+    monkeypatch.setattr(gr.Context, "train", fake_train)
+    monkeypatch.setattr(gr.Context, "estimate_main", lambda self, epochs, extra_fixed=0.0: 1.0)
+    ctx, _ = make_ctx(tmp_path, parts=["main_job", "variants"])
+    ctx.device, ctx.seeds, ctx.variant_top_k = gr.torch.device("cpu"), [0, 1, 2], 2
+    ctx.variants = gr.parse_variants([["default"], ["ls", "label_smoothing=0.1"], ["wd", "weight_decay=1e-4"]])
+    for seed, acc in ((0, 90.0), (1, 90.4), (2, 89.8)):
+        ctx.report["parts"]["main_job"]["runs"].append({**gr.run_template(f"seed{seed}"), "seed": seed,
+                                                        "status": "completed", "epochs_run": 2,
+                                                        "test_accuracy_percent": acc})
+    part = ctx.report["parts"]["variants"]
+    gr.part_variants(ctx, part)
+    assert part["reference"] == "default" and set(part["decisions"]) == {"ls", "wd"}
+    assert part["adopted"] == ["ls"], "ls beats the default by 1.03 points, beyond its 0.6-point spread; wd does not"
+    assert part["decisions"]["wd"]["difference_points"] == pytest.approx(0.0667, abs=1e-4)
+    assert part["decisions"]["ls"]["welch_t"] > 3
+
+
 def test_the_summary_table_lists_runs_and_skips(tmp_path):
     ctx, _ = make_ctx(tmp_path)
-    rec = {**gr.run_template("seed0"), **gr.run_figures(fake_metrics(), 30.0, 512), "epochs_target": 4}
+    metrics = {**fake_metrics(), "final_test_accuracy_flip_tta": 0.9351}
+    rec = {**gr.run_template("seed0"), **gr.run_figures(metrics, 30.0, 512), "epochs_target": 4}
     ctx.report["parts"]["main_job"]["runs"].append(rec)
     ctx.skip("zoo", "dilated_net", "estimated 900 s > 10 s left", 900.0, 10.0)
     rows = gr.summary_rows(ctx.report)
     assert [r["item"] for r in rows] == ["seed0", "dilated_net"]
+    assert rows[0]["test_accuracy_flip_tta_percent"] == pytest.approx(93.51)
     table = gr.format_table(rows)
-    assert "93.00" in table and "skipped" in table and "900 s > 10 s left" in table
+    assert "93.00" in table and "93.51" in table and "skipped" in table and "900 s > 10 s left" in table
 
 
 def test_the_notebooks_part_runs_01_to_06_and_leaves_the_full_sweep_of_07_to_the_lr_sweep_part():
