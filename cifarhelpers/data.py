@@ -4,8 +4,11 @@ Two layouts are read:
 
 * torchvision's (``<root>/cifar-10-batches-py/``), checked file by file against torchvision's MD5
   sums and downloadable with ``download=True``;
-* an image folder (``<root>/train/<class>/*`` and ``<root>/test/<class>/*``, any format PIL reads),
-  such as the JPEG copy ``cifar10-jpeg.tar.gz`` unpacked. Decoding 60,000 files takes a while, so
+* an image folder (``<root>/train/<class>/*`` and ``<root>/test/<class>/*``), such as the JPEG copy
+  ``cifar10-jpeg.tar.gz`` unpacked. As in torchvision's ``ImageFolder``, only files with an image
+  extension (``torchvision.datasets.folder.IMG_EXTENSIONS``, any case) are read, and hidden files
+  (``.DS_Store``, macOS's ``._*``) are skipped, so a ``Thumbs.db`` or ``desktop.ini`` left by Windows
+  does no harm. Decoding 60,000 files takes a while, so
   the arrays are cached once in an ``.npz`` beside the data (keyed by a hash of the file list,
   sizes and modification times) that later runs load in about a second.
 
@@ -139,7 +142,7 @@ def load_cifar10(
 _LAYOUT_HELP = (
     "A CIFAR-10 root holds either torchvision's 'cifar-10-batches-py/' folder or an image-folder "
     "copy with 'train/<class>/' and 'test/<class>/' for the 10 classes. Pass root=..., set "
-    f"{ROOT_ENV}, or use download=True (CLI: --download) to fetch torchvision's copy."
+    f"{ROOT_ENV}, or use download=True (cifar-train --download) to fetch torchvision's copy."
 )
 
 
@@ -199,12 +202,12 @@ def _load_torchvision(base: Path) -> CIFAR10Data:
         if not path.is_file():
             raise DataError(
                 f"torchvision CIFAR-10 copy at {base} is missing {name}. Re-download it: delete {base} "
-                "and run with download=True (CLI: --download)."
+                "and run with download=True (cifar-train --download)."
             )
         if not check_integrity(str(path), md5):
             raise DataError(
                 f"{path} fails torchvision's MD5 check (expected {md5}): the file is corrupt or was "
-                f"modified. Delete {base} and download again with download=True (CLI: --download)."
+                f"modified. Delete {base} and download again with download=True (cifar-train --download)."
             )
     # The batches passed their checksums, so torchvision's unpickling reads known-good files.
     train = CIFAR10(str(base.parent), train=True, download=False)
@@ -224,7 +227,14 @@ def _load_torchvision(base: Path) -> CIFAR10Data:
 
 
 def _list_image_folder(root: Path) -> dict[str, list[tuple[Path, int]]]:
-    """Files per split as (path, label), class by class, files in numeric order of their stem."""
+    """Image files per split as (path, label), class by class, files in numeric order of their stem.
+
+    Kept: files with one of torchvision's image extensions (``IMG_EXTENSIONS``, the rule of its
+    ``ImageFolder``) whose name does not start with ``.``; everything else (``Thumbs.db``,
+    ``.DS_Store``, ``._0001.jpg``) is skipped. The decode cache's key hashes this list.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
     listing: dict[str, list[tuple[Path, int]]] = {}
     for split in SPLIT_SIZES:
         split_dir = root / split
@@ -243,9 +253,13 @@ def _list_image_folder(root: Path) -> dict[str, list[tuple[Path, int]]]:
                     f"class folder {cls_dir} is missing: an image-folder copy needs {split}/<class>/ for all "
                     f"10 classes {list(CLASSES)}. Restore it from the original archive."
                 )
-            files = [p for p in cls_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+            present = [p for p in cls_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+            files = [p for p in present if has_file_allowed_extension(p.name, IMG_EXTENSIONS)]
             if not files:
-                raise DataError(f"class folder {cls_dir} is empty: restore its images from the original archive.")
+                what = "is empty" if not present else (
+                    f"has no image files (only {sorted(p.name for p in present)[:3]}; images need one of the "
+                    f"extensions {list(IMG_EXTENSIONS)})")
+                raise DataError(f"class folder {cls_dir} {what}: restore its images from the original archive.")
             files.sort(key=lambda p: (0, int(p.stem), p.name) if p.stem.isdigit() else (1, 0, p.name))
             entries.extend((p, label) for p in files)
         listing[split] = entries

@@ -2,9 +2,11 @@
 
 Decoding 60,000 JPEG files takes a while (about 10 s here), so :mod:`cifarhelpers.data` stores the
 arrays as ``.cifarhelpers-cache-<key>.npz`` beside the data (or in ``$CIFARHELPERS_CACHE_DIR``, else
-``~/.cache/cifarhelpers``, when that folder is read-only). The key hashes the file list, sizes and
-modification times, so a changed copy is decoded again; the cache is written atomically and an
-unreadable one is ignored with a warning.
+``~/.cache/cifarhelpers``, when that folder is read-only). The key hashes the list of image files
+that data.py reads (files it skips, such as ``Thumbs.db`` or ``.DS_Store``, are not in it), their
+sizes and modification times, so a changed, added or removed image is decoded again while a
+skipped file leaves the cache valid; the cache is written atomically and an unreadable one is
+ignored with a warning.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ CACHE_PREFIX = ".cifarhelpers-cache-"
 
 
 def listing_key(root: Path, listing: dict[str, list[tuple[Path, int]]]) -> str:
-    """Hex SHA-256 of the cache format and, per file of ``listing`` (split -> [(path, label)]), its
-    split, label, path relative to ``root``, size and modification time."""
+    """Hex SHA-256 of the cache format and, per file of ``listing`` (split -> [(path, label)], the
+    image files data.py reads), its split, label, path relative to ``root``, size and modification time."""
     digest = hashlib.sha256(_CACHE_FORMAT.encode())
     for split, entries in listing.items():
         for path, label in entries:

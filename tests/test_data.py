@@ -209,6 +209,46 @@ def test_undecodable_image(tiny_folder):
         load_cifar10(tiny_folder, progress=False)
 
 
+def test_a_corrupt_jpg_names_the_file_and_the_fix(tiny_folder):
+    (tiny_folder / "train" / "deer" / "0002.JPG").write_bytes(b"\xff\xd8\xff\xe0 cut off")  # a truncated JPEG
+    with pytest.raises(DataError, match=r"cannot decode image .*deer/0002\.JPG.*Replace it with a valid 32x32 RGB "
+                                        r"image or restore the copy from its archive"):
+        load_cifar10(tiny_folder, progress=False)
+
+
+def test_files_that_are_not_images_are_skipped_as_imagefolder_does(tiny_folder, tmp_path):
+    clean = load_cifar10(tiny_folder, progress=False)
+    (cache,) = tiny_folder.glob(".cifarhelpers-cache-*.npz")
+    # What a copy unpacked on Windows or macOS holds beside the images.
+    for split in ("train", "test"):
+        for cls in ("airplane", "truck"):
+            folder = tiny_folder / split / cls
+            (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+            (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+            (folder / "._0000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+            (folder / "desktop.ini").write_text("[.ShellClassInfo]\n")
+    again = load_cifar10(tiny_folder, progress=False)  # the same image files: served from the same cache
+    assert list(tiny_folder.glob(".cifarhelpers-cache-*.npz")) == [cache]
+    fresh = load_cifar10(tiny_folder, cache=False, progress=False)  # decoded again, skipping the extras
+    for data in (again, fresh):
+        assert data.source.sha256 == clean.source.sha256
+        assert np.array_equal(data.x_train, clean.x_train) and np.array_equal(data.y_train, clean.y_train)
+        assert np.array_equal(data.x_test, clean.x_test) and np.array_equal(data.y_test, clean.y_test)
+    # A new file with an image extension is in the key, so the cache does not hide it.
+    (tiny_folder / "test" / "truck" / "0009.jpg").write_bytes(b"not a JPEG")
+    with pytest.raises(DataError, match=r"cannot decode image .*truck/0009\.jpg"):
+        load_cifar10(tiny_folder, progress=False)
+
+
+def test_class_folder_with_no_image_files(tiny_folder):
+    folder = tiny_folder / "train" / "frog"
+    for f in folder.iterdir():
+        f.unlink()
+    (folder / "Thumbs.db").write_bytes(b"x")
+    with pytest.raises(DataError, match=r"train/frog has no image files \(only \['Thumbs.db'\].*'\.jpg'.*restore"):
+        load_cifar10(tiny_folder)
+
+
 def test_torchvision_batch_failing_its_checksum(tmp_path):
     from torchvision.datasets import CIFAR10
 

@@ -1,4 +1,4 @@
-"""environment.yml describes the same environment as pyproject.toml."""
+"""environment.yml describes the same environment as pyproject.toml; LICENSE is the license it declares."""
 
 from __future__ import annotations
 
@@ -9,27 +9,59 @@ import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+#: conda-forge's names for what pyproject.toml calls torch (the conda package `pytorch`).
+CONDA_NAMES = {"pytorch": "torch"}
 
 
 def _requirements(specs: list[str]) -> dict[str, str]:
+    """name -> the requirement without spaces, under pyproject's (pip's) names."""
     out = {}
     for spec in specs:
         name = re.split(r"[<>=!~ \[;]", spec, maxsplit=1)[0]
-        out[name.lower().replace("_", "-")] = spec.replace(" ", "")
+        pip_name = CONDA_NAMES.get(name, name)
+        out[pip_name.lower().replace("_", "-")] = pip_name + spec[len(name):].replace(" ", "")
     return out
 
 
-def test_environment_yml_names_the_same_dependencies_as_pyproject():
+def test_environment_yml_holds_the_package_and_its_notebooks_extra_with_pyprojects_ranges():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _requirements(project["dependencies"] + [s for extra in project["optional-dependencies"].values()
-                                                       for s in extra])
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    wanted = _requirements(project["dependencies"] + project["optional-dependencies"]["notebooks"])
+    text = (ROOT / "environment.yml").read_text()
+    env = yaml.safe_load(text)
+    assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert any(d.startswith("python=3.11") for d in conda)
+    assert any(d.startswith("python=3.11") for d in conda) and "pip" in conda
     assert "-e ." in pip
-    listed = _requirements([p for p in pip if not p.startswith("-e")])
+    packages = [d for d in conda if not d.startswith(("python=", "pip"))]
+    assert {re.split(r"[<>=]", d)[0] for d in packages} == {"pytorch", "torchvision"}, "PyTorch from conda-forge"
+    listed = _requirements(packages + [p for p in pip if not p.startswith("-e")])
     assert listed == wanted, "environment.yml and pyproject.toml disagree on names or version bounds"
+    for extra in ("test", "tensorboard", "sweep"):  # pytest, nbval, Ray: not for every conda user
+        for name in _requirements(project["optional-dependencies"][extra]):
+            assert name not in listed, f"{name} (extra {extra}) is in environment.yml"
+
+
+def test_environment_yml_cuda_advice_asks_for_the_cuda_builds_within_the_same_ranges():
+    """The commented lines a conda user pastes for an NVIDIA GPU: conda-forge's build string cuda*,
+    pyproject's ranges, both packages."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _requirements(project["dependencies"])
+    text = (ROOT / "environment.yml").read_text()
+    cuda = re.findall(r"^#\s+- (pytorch|torchvision) (\S+) cuda\*$", text, flags=re.M)
+    assert [name for name, _ in cuda] == ["pytorch", "torchvision"]
+    for name, version in cuda:
+        pip_name = CONDA_NAMES.get(name, name)
+        assert wanted[pip_name] == pip_name + version
+    assert "CONDA_OVERRIDE_CUDA=" in text and "conda env create -f environment.yml" in text
+
+
+def test_license_file_is_the_mit_license_pyproject_declares():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] in ({"text": "MIT"}, "MIT")  # the table form, or the SPDX string of setuptools>=77
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 cifarhelpers contributors\n")
+    assert "Permission is hereby granted, free of charge" in text and 'THE SOFTWARE IS PROVIDED "AS IS"' in text
 
 
 def _constraints() -> dict[str, str]:
