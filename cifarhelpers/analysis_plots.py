@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import TEST_COLOR, TRAIN_COLOR, plot_image_grid
+from .plot_style import GREY, TEST_COLOR, TRAIN_COLOR, signed
+from .plots import plot_image_grid
 
 
 def _heatmap(ax, values: np.ndarray, classes: Sequence[str], fmt: str, label: str, title: str) -> None:
@@ -120,23 +121,36 @@ def plot_gradcam_true_vs_predicted(images: np.ndarray, true_overlays: np.ndarray
     return plot_image_grid(stacked, captions, ncols=3 * per_row, title=title, scale=1.6)
 
 
-def plot_layer_comparison(results: dict[str, dict[str, float]], metrics: Sequence[str] = ("road_combined",
-                                                                                           "keep_cam_change")) -> Figure:
+#: Plain names of :func:`cifarhelpers.gradcam.cam_faithfulness`' metrics, for axes and tables.
+METRIC_LABELS = {
+    "road_combined": ("remove the highlighted pixels:\nextra drop of p(target) vs removing\n"
+                      "the others, halved (ROAD combined)"),
+    "keep_cam_change": "keep only the highlighted region\n(image x map): change of p(target)",
+    "road_morf": "remove the most highlighted pixels\nfirst: change of p(target) (ROAD MoRF)",
+    "road_lerf": "remove the least highlighted pixels\nfirst: change of p(target) (ROAD LeRF)",
+}
+
+
+def plot_layer_comparison(results: dict[str, dict[str, float]],
+                          metrics: Sequence[str] = ("road_combined", "keep_cam_change")) -> Figure:
     """Mean faithfulness per GradCAM layer (from :func:`cifarhelpers.gradcam.compare_gradcam_layers`):
-    one group of bars per metric, one bar per layer; higher is more faithful for these metrics."""
+    one group of bars per metric, named in plain words (:data:`METRIC_LABELS`), one bar per layer,
+    each labelled with its value in percentage points (a value that rounds to zero reads ``0.0``,
+    never ``-0.0``); higher is more faithful for these metrics. Source of the metrics:
+    pytorch-grad-cam's ``ROADCombined`` and ``CamMultImageConfidenceChange``."""
     names = list(results)
     x = np.arange(len(metrics))
     width = 0.8 / max(len(names), 1)
-    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    fig = Figure(figsize=(8.5, 4.2), layout="constrained")
     ax = fig.subplots()
-    colors = [TRAIN_COLOR, TEST_COLOR, "#7f7f7f", "#2ca02c"]
+    colors = [TRAIN_COLOR, TEST_COLOR, GREY, "#2ca02c"]
     for k, name in enumerate(names):
         values = [100 * results[name][m] for m in metrics]
         bars = ax.bar(x + (k - (len(names) - 1) / 2) * width, values, width=width, label=name,
                       color=colors[k % len(colors)])
-        ax.bar_label(bars, fmt="{:+.1f}", fontsize=8)
+        ax.bar_label(bars, labels=[signed(v) for v in values], fontsize=8)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [m.replace("_", " ") for m in metrics])
+    ax.set_xticks(x, [METRIC_LABELS.get(m, m.replace("_", " ")) for m in metrics], fontsize=8)
     ax.set(ylabel="change of p(target), percentage points",
            title=f"GradCAM faithfulness per layer ({next(iter(results.values()))['images']} images; higher is better)")
     ax.margins(y=0.2)

@@ -23,14 +23,15 @@ def overlaps(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
+@pytest.mark.parametrize("train_gap", [-0.1, 0.05])  # train below test (early training), train above (late)
 @pytest.mark.parametrize("accuracies", [
     [0.2, 0.3, 0.44],            # best at the last epoch, the highest point of the plot
     [0.5, 0.3, 0.2],             # best at the first epoch
     [0.2, 0.9, 0.5],             # best in the middle, above every train value
     [0.44],                      # one epoch
 ])
-def test_the_best_accuracy_label_lies_inside_the_accuracy_axes(accuracies):
-    history = [{"epoch": i + 1, "train_loss": 2.0 - i / 10, "test_loss": 2.1 - i / 10, "train_accuracy": a - 0.1,
+def test_the_best_accuracy_label_lies_inside_the_accuracy_axes(accuracies, train_gap):
+    history = [{"epoch": i + 1, "train_loss": 2.0 - i / 10, "test_loss": 2.1 - i / 10, "train_accuracy": a + train_gap,
                 "test_accuracy": a} for i, a in enumerate(accuracies)]
     fig = plot_curves(history, title="t")
     renderer = rendered(fig)
@@ -40,6 +41,9 @@ def test_the_best_accuracy_label_lies_inside_the_accuracy_axes(accuracies):
     box, frame = label.get_window_extent(renderer), ax.get_window_extent(renderer)
     assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
         "the label is not clipped by or drawn over the axes' frame"
+    point_y = ax.transData.transform((1, 100 * max(accuracies)))[1]
+    assert (box.y1 < point_y) if train_gap > 0 else (box.y0 > point_y), \
+        "the label sits on the side of its point away from the train curve"
 
 
 def test_the_class_balance_legend_covers_no_bar_and_no_count():
