@@ -16,7 +16,8 @@ Training
   * ``models``: CustomResNet, ResNet18, DilatedNet and the registry (``build_model``).
   * ``recipes``: optimizers and LR schedules by name (OneCycle by default); ``precision``: bf16, fp16 +
     GradScaler or fp32, chosen by the device.
-  * ``engine``: train and test loops; ``train``: ``fit(config)``; ``cli``: the ``cifar-train`` command.
+  * ``engine``: train and test loops; ``train``: ``fit(config)``; ``cli``: the ``cifar-train`` command;
+    ``cli_common``: the flag conventions every command shares (``--x`` / ``--no-x``, ``--version``).
   * ``runs``: run folders and their life (metrics.json, status, resume); ``checkpoint``: atomic
     checkpoints and safe loading; ``files``: atomic writes, JSON, figures; ``errors``: the
     exceptions, each message naming the problem and the fix.
@@ -34,7 +35,9 @@ Understanding
     classification report (after fastai's ClassificationInterpretation); ``gradcam``: GradCAM for the
     true and predicted class, and its faithfulness per layer (ROAD); ``evaluation``: ``evaluate_run``
     and ``cifar-eval`` (test accuracy, per class, horizontal-flip TTA, ``eval.json``).
-  * ``plots``: figures of data and training; ``analysis_plots``: figures of predictions and GradCAM.
+  * ``plots``: figures of data (and the next three's, re-exported); ``training_plots``: loss, accuracy, LR
+    schedule; ``lr_plots``: the LR range test; ``sweep_plots``: a sweep; ``plot_style``: colours and
+    number formats; ``analysis_plots``: figures of predictions and GradCAM.
   * ``summary``, ``receptive_field``, ``model_state``: torchsummary tables, receptive-field tables,
     restoring a model's modes and gradients after a look at it.
 

@@ -324,7 +324,8 @@ def load_run_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{str(run_dir)!r} is not a finished run folder: its metrics.json is unreadable "
                               f"({err}). Point at a folder written by cifar-train or notebook 04.") from err
-    model = load_weights(build_model(name), run_dir / WEIGHTS_FILE)
+    scale = metrics["config"].get("logit_scale", 1.0)  # runs from before TrainConfig.logit_scale: unscaled
+    model = load_weights(build_model(name, logit_scale=scale), run_dir / WEIGHTS_FILE)
     return model.to(device).eval(), metrics
 
 

@@ -7,7 +7,12 @@ Run::
     python -m cifarhelpers.cli --max-lr 0.02 --train-subset 10000 --epochs 5
     cifar-train --max-lr find            # the LR range test first, then train at its suggestion
     cifar-train --resume runs/20261122-101500-custom_resnet   # continue a killed run, same settings
+    cifar-train --no-amp --compile       # booleans are --x / --no-x (cifarhelpers.cli_common)
     cifar-train --help                   # one flag per TrainConfig field, with its valid range
+    cifar-train --version
+
+Booleans are ``--x`` / ``--no-x`` (``--amp`` / ``--no-amp``). The old spelling ``--amp true`` / ``--amp false``
+still works but is deprecated (a note says so; :mod:`cifarhelpers.cli_common`).
 
 Exit status: 0 done, 1 training or writing failed (divergence, disk, data, checkpoint), 2 invalid
 settings (argparse's own errors too), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). A run
@@ -24,6 +29,14 @@ import threading
 import typing
 from typing import Any
 
+from .cli_common import (
+    add_boolean,
+    add_version,
+    command_line_help,
+    format_default,
+    parse_bool,
+    upgrade_old_booleans,
+)
 from .config import (
     CIFAR10_TEST_IMAGES,
     CIFAR10_TRAIN_IMAGES,
@@ -37,6 +50,7 @@ from .config import (
 from .devices import device_name, resolve_device
 from .errors import CifarHelpersError, ConfigError
 from .lr_range_test import describe_lr
+from .lr_suggestions import RULES
 from .models import MODEL_NAMES
 from .recipes import RECIPES
 from .runs import resume_config
@@ -45,17 +59,10 @@ from .transforms import TRANSFORM_SETS
 
 #: Default of every field flag: tells "not given" apart from an explicit ``none``.
 _UNSET = object()
-#: The choices shown in ``--help`` (TrainConfig checks the value, with the same list in its message).
-CHOICES = {"model": MODEL_NAMES, "recipe": tuple(RECIPES), "transform_set": tuple(TRANSFORM_SETS), "loader": LOADERS}
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+#: The choices shown in usage and ``--help`` of every TrainConfig field with a fixed set of values
+#: (TrainConfig checks the value, with the same list in its message; a test checks none is missing).
+CHOICES = {"model": MODEL_NAMES, "recipe": tuple(RECIPES), "transform_set": tuple(TRANSFORM_SETS), "loader": LOADERS,
+           "lr_rule": tuple(RULES)}
 
 
 def _parser_for(base: type, optional: bool, words: tuple[str, ...] = ()):
@@ -82,8 +89,9 @@ def _parser_for(base: type, optional: bool, words: tuple[str, ...] = ()):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``cifar-train`` argument parser: one flag per :class:`TrainConfig` field, plus ``--profile``
-    and ``--quiet``. Optional fields accept ``none`` (e.g. ``--train-subset none`` for all images).
-    Flags not given are left at a sentinel, so :func:`config_from_args` can tell them apart."""
+    ``--quiet`` and ``--version``. Optional fields accept ``none`` (e.g. ``--train-subset none`` for all
+    images); booleans are ``--x`` / ``--no-x``. Flags not given are left at a sentinel, so
+    :func:`config_from_args` can tell them apart."""
     parser = argparse.ArgumentParser(
         prog="cifar-train",
         description="Train a CIFAR-10 classifier (default: the custom ResNet, 24 epochs of OneCycle) and "
@@ -95,35 +103,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default): full on a CUDA GPU, short elsewhere; "
              + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()) + ". Ignored with --resume.",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_boolean(parser, "--quiet", default=False, help="no progress bars")
+    add_version(parser)
     add_config_flags(parser)
     return parser
 
 
 def field_parser(name: str):
     """The argparse ``type`` of :class:`TrainConfig` field ``name``: text to int, float, bool, str
-    or None (``none`` for an optional field), raising ``argparse.ArgumentTypeError`` with what is expected."""
+    or None (``none`` for an optional field), raising ``argparse.ArgumentTypeError`` with what is expected.
+    For values inside other settings (``--grid amp=true,false``); the flags of booleans take no value."""
     kind = typing.get_type_hints(TrainConfig)[name]
     args = typing.get_args(kind)
     base = next((t for t in args if t is not type(None)), kind)
     words = (FIND_LR,) if name == "max_lr" else ()  # --max-lr find: the LR range test first
-    return _parse_bool if base is bool else _parser_for(base, type(None) in args, words)
+    return parse_bool if base is bool else _parser_for(base, type(None) in args, words)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per :class:`TrainConfig` field (except ``skip``), its help text beside it; a flag not
-    given stays at a sentinel, so :func:`given_fields` returns only the flags given."""
+    """One flag per :class:`TrainConfig` field (except ``skip``), its help text beside it worded for a
+    command line (:func:`~cifarhelpers.cli_common.command_line_help`), the choices of :data:`CHOICES`
+    in usage; a boolean field is ``--x`` / ``--no-x``. A flag not given stays at a sentinel, so
+    :func:`given_fields` returns only the flags given."""
     for field in dataclasses.fields(TrainConfig):
         if field.name in skip:
             continue
         flag = "--" + field.name.replace("_", "-")
-        text = f"{field.metadata['help']} (default: {field.default})".replace("%", "%%")
+        text = command_line_help(field.metadata["help"], flag)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         parse = field_parser(field.name)
-        if parse is _parse_bool:
-            metavar = "{true,false}"
-        else:
-            metavar = "{" + ",".join(CHOICES[field.name]) + "}" if field.name in CHOICES else field.name.upper()
-        parser.add_argument(flag, type=parse, default=_UNSET, metavar=metavar, help=text)
+        if parse is parse_bool:
+            add_boolean(parser, flag, default=_UNSET, shown=default, help=text)
+            continue
+        metavar = "{" + ",".join(CHOICES[field.name]) + "}" if field.name in CHOICES else field.name.upper()
+        parser.add_argument(flag, type=parse, default=_UNSET, metavar=metavar,
+                            help=f"{text} (default: {format_default(default)})".replace("%", "%%"))
 
 
 def given_fields(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -133,7 +147,8 @@ def given_fields(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict[s
 
 
 def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainConfig, str]:
-    """The run's config: defaults, then the profile, then the flags given. Returns (config, profile used).
+    """The run's config: the model's and recipe's own settings (:meth:`TrainConfig.preset`), then the profile,
+    then the flags given. Returns (config, profile used).
 
     With ``--resume FOLDER`` the base is the config saved in the folder's checkpoint instead (the
     profile is ignored and ``"resume"`` returned as the profile), so ``cifar-train --resume FOLDER``
@@ -148,7 +163,7 @@ def config_from_args(args: argparse.Namespace, device_type: str) -> tuple[TrainC
     if given.get("resume"):
         return resume_config(given.pop("resume"), **given), "resume"
     profile = resolve_profile(args.profile, device_type)
-    return TrainConfig(**{**profile.overrides, **given}), profile.name
+    return TrainConfig.preset(**{**profile.overrides, **given}), profile.name
 
 
 def report_error(prog: str, err: CifarHelpersError) -> int:
@@ -170,7 +185,8 @@ def _on_sigterm(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cifar-train`` and ``python -m cifarhelpers.cli``; returns the exit status
     (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(upgrade_old_booleans(parser, argv))
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -200,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     print(f"final test accuracy: {100 * result.final_test_accuracy:.2f}% "
-          f"({result.metrics['data']['test_images']:,} test images)")
+          f"({result.metrics['data']['test_images']:,} test images; with horizontal-flip TTA "
+          f"{100 * result.final_test_accuracy_flip_tta:.2f}%)")
     print(f"wall time: {result.metrics['timings']['wall_seconds']:.1f} s; run folder: {result.run_dir}")
     return 0
 

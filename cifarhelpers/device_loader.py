@@ -12,12 +12,16 @@ Per epoch (``train=True``), seeded through one ``torch.Generator`` on the device
 2. a random 32x32 crop of the image padded by 4 pixels each side with reflect-101 padding, the
    same padding as ``cifarhelpers.transforms`` (offsets uniform in [-4, 4] x [-4, 4]);
 3. a horizontal flip with probability 0.5;
-4. one 8x8 cutout hole per image filled with the mean colour, which after normalization is 0;
-   the hole lies wholly inside the image, its corner uniform in [0, 24] x [0, 24] as in
-   albumentations 2.x's ``CoarseDropout``.
+4. one 8x8 cutout hole per image (DeVries & Taylor, 2017, https://arxiv.org/abs/1708.04552)
+   filled with the mean colour, which after normalization is 0; the hole lies wholly inside the
+   image, its corner uniform in [0, 24] x [0, 24] as in albumentations 2.x's ``CoarseDropout``.
+   With a set's ``cutout_p`` < 1 (``"cutout8_p05"``) each image gets its hole with that
+   probability, an independent Bernoulli draw per image.
 
-Steps 2-4 are :func:`draw_augmentation` (the random numbers) and :func:`apply_augmentation`
-(the pure tensor work), so each can be checked on its own.
+The pad, hole size and hole probability come from the transform set
+(:data:`cifarhelpers.transforms.TRANSFORM_SETS`; :data:`~cifarhelpers.transforms.DEVICE_TRANSFORM_SETS`
+are the sets implemented here). Steps 2-4 are :func:`draw_augmentation` (the random numbers) and
+:func:`apply_augmentation` (the pure tensor work), so each can be checked on its own.
 
 Example::
 
@@ -37,7 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .transforms import CROP, CUTOUT_SIZE, PAD
+from .errors import ConfigError
+from .transforms import CROP, CUTOUT_SIZE, DEVICE_TRANSFORM_SETS, PAD, TRANSFORM_SETS
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Augmentation:
         dy, dx: crop corner in the padded image, in [0, 2 * pad]; the shift is ``d - pad``.
         flip: 1 where the image is mirrored left-right.
         hole_y, hole_x: top-left corner of the cutout hole in the cropped image, in [0, size - hole].
+        cut: (B,) bool, True where the image gets its hole; None: every image does.
     """
 
     dy: torch.Tensor
@@ -55,18 +61,31 @@ class Augmentation:
     flip: torch.Tensor
     hole_y: torch.Tensor
     hole_x: torch.Tensor
+    cut: torch.Tensor | None = None
 
 
 def draw_augmentation(batch: int, generator: torch.Generator, *, pad: int = PAD, size: int = CROP,
-                      hole: int = CUTOUT_SIZE) -> Augmentation:
-    """Draw crop offsets, flips and hole positions for ``batch`` images from ``generator``."""
+                      hole: int = CUTOUT_SIZE, hole_p: float = 1.0) -> Augmentation:
+    """Draw crop offsets, flips and hole positions for ``batch`` images from ``generator``, in that
+    order; with ``hole_p`` < 1 then also whether each image gets its hole (``rand < hole_p``, a
+    Bernoulli draw per image; with ``hole_p`` = 1 nothing more is drawn, so the stream is unchanged).
+
+    Args:
+        batch: images, B.
+        generator: the loader's ``torch.Generator``; the draws are made on its device.
+        pad: pixels of padding on each side; size: crop side, pixels; hole: cutout side, pixels.
+        hole_p: probability that an image gets its cutout hole, in [0, 1].
+    """
     device = generator.device
 
     def uniform(high: int) -> torch.Tensor:  # integers in [0, high]
         return torch.randint(0, high + 1, (batch,), generator=generator, device=device)
 
-    return Augmentation(dy=uniform(2 * pad), dx=uniform(2 * pad), flip=uniform(1),
-                        hole_y=uniform(size - hole), hole_x=uniform(size - hole))
+    aug = Augmentation(dy=uniform(2 * pad), dx=uniform(2 * pad), flip=uniform(1),
+                       hole_y=uniform(size - hole), hole_x=uniform(size - hole))
+    if hole_p < 1.0:
+        aug.cut = torch.rand(batch, generator=generator, device=device) < hole_p
+    return aug
 
 
 def apply_augmentation(padded: torch.Tensor, aug: Augmentation, *, size: int = CROP, hole: int = CUTOUT_SIZE,
@@ -97,7 +116,10 @@ def apply_augmentation(padded: torch.Tensor, aug: Augmentation, *, size: int = C
     if hole:
         in_rows = (steps >= aug.hole_y[:, None]) & (steps < aug.hole_y[:, None] + hole)
         in_cols = (steps >= aug.hole_x[:, None]) & (steps < aug.hole_x[:, None] + hole)
-        out = out.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], fill)
+        mask = in_rows[:, None, :, None] & in_cols[:, None, None, :]                # (B, 1, size, size)
+        if aug.cut is not None:
+            mask = mask & aug.cut[:, None, None, None]
+        out = out.masked_fill(mask, fill)
     return out
 
 
@@ -114,13 +136,23 @@ class DeviceLoader:
             in order, unaugmented, all of them, when False.
         channels_last: yield batches in channels-last memory format.
         dtype: storage and output dtype (float32; bfloat16 halves the memory on a GPU).
+        transform_set: the training augmentations, one of
+            :data:`~cifarhelpers.transforms.DEVICE_TRANSFORM_SETS` (its pad, hole size and hole probability).
 
     Memory: N x 3 x 40 x 40 x 4 bytes for training (960 MB for 50,000 images in float32).
+
+    Raises:
+        ValueError: images not (N, H, W, 3) uint8, or labels not one per image.
+        ConfigError: ``transform_set`` is not implemented here.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, mean: Sequence[float], std: Sequence[float],
                  batch_size: int, device: torch.device | str, train: bool, channels_last: bool = False,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, transform_set: str = "cutout8"):
+        if transform_set not in DEVICE_TRANSFORM_SETS:
+            raise ConfigError(f"the device loader implements transform_set in {list(DEVICE_TRANSFORM_SETS)} only, "
+                              f"got {transform_set!r}: use the albumentations loader for other augmentation sets")
+        self.augment = TRANSFORM_SETS[transform_set]
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] != 3:
             raise ValueError(f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}")
@@ -134,8 +166,8 @@ class DeviceLoader:
         chunks = []
         for start in range(0, len(raw), 8192):  # bounded temporaries while normalizing and padding
             x = raw[start : start + 8192].permute(0, 3, 1, 2).float().div_(255).sub_(m).div_(s)
-            if train:
-                x = F.pad(x, (PAD, PAD, PAD, PAD), mode="reflect")  # reflect-101, as cv2.BORDER_REFLECT_101
+            if train and self.augment.pad:  # reflect-101, as cv2.BORDER_REFLECT_101
+                x = F.pad(x, (self.augment.pad,) * 4, mode="reflect")
             chunks.append(x.to(dtype))
         self.images = torch.cat(chunks)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(self.device)
@@ -158,7 +190,10 @@ class DeviceLoader:
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.images[idx]
             if self.train:
-                x = apply_augmentation(x, draw_augmentation(len(idx), self.generator))
+                spec = self.augment
+                aug = draw_augmentation(len(idx), self.generator, pad=spec.pad, hole=spec.cutout_size,
+                                        hole_p=spec.cutout_p)
+                x = apply_augmentation(x, aug, hole=spec.cutout_size)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]

@@ -4,6 +4,9 @@ The loops keep the running loss and correct count on the training device and rea
 every ``sync_every`` steps (every step on CPU, where reading is free; once per epoch on a GPU), so
 a GPU is never stalled waiting for the host. Each step's loss is recorded on the device too, so when a
 read-back finds a NaN or infinite loss the exact epoch, step and LR are reported.
+
+Horizontal-flip test-time augmentation (:func:`predict_flip_tta`, :func:`evaluate_flip_tta`) is
+defined here once, for training runs and ``cifar-eval`` alike: :data:`FLIP_TTA_METHOD`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ class EpochResult:
     lr: float | None = None
     step_losses: list[float] = field(default_factory=list)
     step_lrs: list[float] = field(default_factory=list)
+
+
+#: Horizontal-flip test-time augmentation, as every run and ``cifar-eval`` compute it (common practice
+#: in David Page's cifar10-fast, https://github.com/davidcpage/cifar10-fast, and Keller Jordan's
+#: airbench, https://github.com/KellerJordan/cifar10-airbench).
+FLIP_TTA_METHOD = "mean of the softmax over the image and its horizontal flip"
 
 
 def _fp32(device: torch.device) -> Precision:
@@ -223,6 +232,84 @@ def predict(
         all_logits.append(logits.float().cpu())
         all_labels.append(labels.cpu())
     return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def flip_tta_probabilities(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
+    """:data:`FLIP_TTA_METHOD` for one batch: the mean of ``softmax(model(images))`` and of the
+    softmax of the mirrored (left-right flipped) images' logits.
+
+    Args:
+        model: in ``eval()`` mode, on the images' device.
+        images: (B, 3, H, W) normalized float, on the model's device (channels-last kept).
+        precision: the autocast of the two forward passes.
+
+    Returns:
+        (B, C) float32 class probabilities (rows sum to 1), on the images' device.
+    """
+    mirrored = images.flip(-1)  # (B, 3, H, W) mirrored left-right, in the images' memory format
+    with precision.autocast():
+        logits, mirrored_logits = model(images), model(mirrored)
+    return (torch.softmax(logits.float(), dim=1) + torch.softmax(mirrored_logits.float(), dim=1)) / 2
+
+
+@torch.no_grad()
+def predict_flip_tta(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    device: torch.device,
+    precision: Precision | None = None,
+    channels_last: bool = False,
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip-TTA probabilities (:func:`flip_tta_probabilities`) of every image of ``loader``, in
+    loader order, batched on ``device`` (a device loader's test set is already there; nothing is
+    read back to the host).
+
+    Args:
+        model: set to ``eval()`` here.
+        loader: yields (images (B, 3, H, W) float32 normalized, labels (B,) int64), unaugmented.
+        device, precision, channels_last, progress: as :func:`evaluate`.
+
+    Returns:
+        ``(probabilities, labels)``: (N, C) float32 and (N,) int64, both on ``device``.
+
+    Raises:
+        ValueError: the loader yielded no batches.
+    """
+    model.eval()
+    precision = precision or _fp32(device)
+    all_probabilities, all_labels = [], []
+    for images, labels in tqdm(loader, desc="test, flip TTA", unit="batch", leave=False, disable=not progress):
+        images, labels = _to_device(images, labels, device, channels_last)
+        all_probabilities.append(flip_tta_probabilities(model, images, precision))
+        all_labels.append(labels)
+    if not all_labels:
+        raise ValueError("the evaluation loader yielded no batches")
+    return torch.cat(all_probabilities), torch.cat(all_labels)
+
+
+def evaluate_flip_tta(model: nn.Module, loader: Iterable, *, device: torch.device, precision: Precision | None = None,
+                      channels_last: bool = False, progress: bool = True) -> EpochResult:
+    """Accuracy and loss of ``model`` over ``loader`` under horizontal-flip TTA (:data:`FLIP_TTA_METHOD`):
+    :func:`predict_flip_tta`, then one read-back.
+
+    Returns:
+        :class:`EpochResult` with ``lr=None``: accuracy a fraction in [0, 1] (arg-max of the averaged
+        probabilities), loss the mean ``-log`` of the averaged probability of the true class (nats per
+        image), seconds the wall-clock seconds of the pass.
+
+    Raises:
+        ValueError: the loader yielded no batches.
+    """
+    start = time.perf_counter()
+    probabilities, labels = predict_flip_tta(model, loader, device=device, precision=precision,
+                                             channels_last=channels_last, progress=progress)
+    true_class = probabilities.gather(1, labels[:, None]).squeeze(1)
+    loss = -true_class.clamp_min(torch.finfo(torch.float32).tiny).log().mean()
+    correct = (probabilities.argmax(dim=1) == labels).sum()
+    return EpochResult(loss=float(loss), accuracy=int(correct) / len(labels), images=len(labels),
+                       seconds=time.perf_counter() - start)
 
 
 def check_epoch_finite(train: EpochResult, test: EpochResult, *, epoch: int, epochs: int, steps: int) -> None:

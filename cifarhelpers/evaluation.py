@@ -6,7 +6,9 @@ subset the run tested on (the run's ``test_subset`` and ``seed`` through
 :func:`cifarhelpers.subsets.balanced_subset`), normalizes with the run's own mean and std (from its
 ``metrics.json``), and reports test accuracy, per-class accuracy, the confusion matrix and, with
 test-time augmentation (TTA), the accuracy when each image's softmax is averaged with its horizontal
-flip's. Everything goes into ``eval.json`` in the run folder, written atomically, with units.
+flip's (:data:`cifarhelpers.engine.FLIP_TTA_METHOD`, the same computation every training run records as
+``final_test_accuracy_flip_tta``). Everything goes into ``eval.json`` in the run folder, written
+atomically, with units.
 
 Run::
 
@@ -34,39 +36,52 @@ from torch import nn
 
 from .analysis import Predictions, confusion_matrix, per_class_metrics, predict_images
 from .checkpoint import load_run_model
+from .cli_common import add_boolean, add_version
 from .data import CIFAR10Data, load_cifar10
 from .devices import device_name, resolve_device
+from .engine import FLIP_TTA_METHOD, predict_flip_tta
 from .errors import CheckpointError, CifarHelpersError, ConfigError
 from .files import write_json
-from .precision import select_precision
+from .loaders import AlbumentationsLoader
+from .precision import Precision, select_precision
 from .runs import METRICS_FILE
 from .subsets import balanced_subset
+from .transforms import test_transform
 
 EVAL_FILE = "eval.json"
-TTA_METHOD = "mean of the softmax over the image and its horizontal flip"
+TTA_METHOD = FLIP_TTA_METHOD  # eval.json's "tta"/"method": the one definition, in cifarhelpers.engine
 
 
 def predict_with_flip_tta(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: Sequence[float],
-                          std: Sequence[float], *, plain: Predictions | None = None, **kwargs: Any) -> Predictions:
+                          std: Sequence[float], *, device: torch.device | str, batch_size: int = 500,
+                          precision: Precision | None = None, channels_last: bool = False,
+                          progress: bool = True) -> Predictions:
     """Horizontal-flip test-time augmentation: the mean of the softmax probabilities of each image
-    and of its mirror image (left-right flip), then arg-max.
+    and of its mirror image (left-right flip), then arg-max (:func:`cifarhelpers.engine.predict_flip_tta`,
+    batched on ``device``; common practice in David Page's cifar10-fast and Keller Jordan's airbench).
 
     Args:
+        model: the trained model, on ``device``.
         images: (N, 32, 32, 3) uint8 (HWC); labels: (N,) int.
         mean, std: the training statistics on the [0, 1] scale.
-        plain: the model's predictions on the unflipped ``images`` if already made (saves that pass).
-        **kwargs: passed to :func:`~cifarhelpers.analysis.predict_images` (``device``, ``batch_size``,
-            ``precision``, ``channels_last``, ``progress``).
+        device: where the model is.
+        batch_size: images per forward pass (each batch is passed twice: as is and mirrored).
+        precision: autocast of the forward passes (None: fp32), e.g. the run's.
+        channels_last: channels-last inputs, as the run evaluated them.
+        progress: a tqdm bar over the batches.
 
     Returns:
         :class:`~cifarhelpers.analysis.Predictions` of the averaged probabilities (``images`` the
-        unflipped ones; losses ``-log`` of the averaged probability of the true class).
+        unflipped ones; losses ``-log`` of the averaged probability of the true class, nats).
+
+    Raises:
+        ValueError: images not (N, H, W, 3) uint8, or len(labels) != N.
     """
     images = np.asarray(images)
-    if plain is None:
-        plain = predict_images(model, images, labels, mean, std, **kwargs)
-    mirrored = predict_images(model, np.ascontiguousarray(images[:, :, ::-1]), labels, mean, std, **kwargs)
-    return Predictions.from_probabilities(images, labels, (plain.probabilities + mirrored.probabilities) / 2)
+    loader = AlbumentationsLoader(images, labels, test_transform(mean, std), batch_size=batch_size, train=False)
+    probabilities, _ = predict_flip_tta(model, loader, device=torch.device(device), precision=precision,
+                                        channels_last=channels_last, progress=progress)
+    return Predictions.from_probabilities(images, labels, probabilities.cpu().numpy())
 
 
 def _check_run_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -86,7 +101,8 @@ def evaluate_model(model: nn.Module, metrics: dict[str, Any], data: CIFAR10Data,
     The test images are the run's class-balanced draw (its ``test_subset`` and ``seed``), normalized
     with the run's mean and std; the forward pass uses the run's precision policy on ``device`` (fp32
     on a CPU; bf16/fp16 autocast on a GPU when the run had ``amp``) and its channels-last setting, so
-    on the device type it trained on the plain accuracy equals the run's ``final_test_accuracy``.
+    on the device type it trained on the plain accuracy equals the run's ``final_test_accuracy`` and
+    the TTA accuracy its ``final_test_accuracy_flip_tta`` (same computation, :mod:`cifarhelpers.engine`).
 
     Args:
         model: the trained model, on ``device``.
@@ -125,9 +141,10 @@ def evaluate_model(model: nn.Module, metrics: dict[str, Any], data: CIFAR10Data,
                   "confusion_matrix": "images; row = true class, column = predicted class"},
     }
     if tta:
-        flipped = predict_with_flip_tta(model, images, labels, mean, std, plain=plain, **common)
+        flipped = predict_with_flip_tta(model, images, labels, mean, std, **common)
         result["tta"] = {"method": TTA_METHOD, "accuracy": flipped.accuracy, "mean_loss": flipped.mean_loss,
                          "accuracy_change": flipped.accuracy - plain.accuracy,
+                         "run_final_test_accuracy_flip_tta": metrics.get("final_test_accuracy_flip_tta"),
                          "confusion_matrix": confusion_matrix(flipped.labels, flipped.predicted, len(classes)).tolist()}
     return result, plain
 
@@ -155,8 +172,9 @@ def evaluate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_root:
         The content of ``eval.json``: ``accuracy`` (fraction in [0, 1]), ``mean_loss`` (nats),
         ``run_final_test_accuracy``, ``per_class`` (class, accuracy, precision, recall, f1, support),
         ``confusion_matrix`` (row = true class, counts), ``tta`` (method, accuracy, accuracy_change,
-        mean_loss, confusion matrix; None without TTA), test subset and seed, the data source and
-        whether it is the run's copy, device, precision, ``run_dir`` (the folder's name) and ``units``.
+        mean_loss, the run's own ``run_final_test_accuracy_flip_tta``, confusion matrix; None without
+        TTA), test subset and seed, the data source and whether it is the run's copy, device, precision,
+        ``run_dir`` (the folder's name) and ``units``.
 
     Raises:
         ConfigError: ``run_dir`` is not a folder, ``batch_size`` < 1, or the device is unavailable.
@@ -211,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default=None,
                         help="the CIFAR-10 copy (default: the run's data_root, else $CIFAR10_ROOT, else ./data)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default: 500)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                        help="also evaluate with horizontal-flip test-time augmentation (default: on)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_boolean(parser, "--tta", default=True, help="also evaluate with horizontal-flip test-time augmentation")
+    add_boolean(parser, "--quiet", default=False, help="no progress bars")
+    add_version(parser)
     return parser
 
 

@@ -9,6 +9,7 @@ interface, so the loops need not know which runs:
 
 :class:`AlbumentationsLoader` is the reference path (per-image CPU augmentation in a DataLoader);
 :class:`cifarhelpers.device_loader.DeviceLoader` keeps the data set on the training device.
+``TrainConfig.loader="auto"`` (the default) picks one once the device is known: :func:`resolved_loader`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .device_loader import DeviceLoader
 from .errors import ConfigError
 from .statistics import ChannelStats, dataset_statistics
 from .subsets import balanced_subset
-from .transforms import AugmentedDataset, seed_worker, test_transform, train_transform
+from .transforms import DEVICE_TRANSFORM_SETS, AugmentedDataset, seed_worker, test_transform, train_transform
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -82,6 +83,23 @@ class AlbumentationsLoader:
             yield images, labels
 
 
+def resolved_loader(loader: str, transform_set: str, device_type: str) -> str:
+    """The loader a run uses, ``"albumentations"`` or ``"device"``: ``loader`` itself unless it is
+    ``"auto"``, which is the device loader on a CUDA GPU (the data set lives there, augmented in
+    batches: no per-image Python, no host-to-device copies) when it implements ``transform_set``
+    (:data:`~cifarhelpers.transforms.DEVICE_TRANSFORM_SETS`), else the albumentations DataLoader
+    (CPU and MPS: there the reference path, and the pinned histories, stay as they were).
+
+    Args:
+        loader: ``TrainConfig.loader``: ``"auto"``, ``"albumentations"`` or ``"device"``.
+        transform_set: ``TrainConfig.transform_set``.
+        device_type: ``torch.device.type`` of the training device (``"cuda"``, ``"cpu"``, ``"mps"``).
+    """
+    if loader != "auto":
+        return loader
+    return "device" if device_type == "cuda" and transform_set in DEVICE_TRANSFORM_SETS else "albumentations"
+
+
 def check_batches(num_images: int, batch_size: int, what: str = "train_subset") -> None:
     """Raise ConfigError when a training set yields no full batch."""
     if num_images < batch_size:
@@ -100,6 +118,7 @@ class Prepared:
         stats: per-channel statistics of the whole training set ([0, 1] scale), used to normalize.
         train_loader, test_loader: the loaders (interface in the module docstring).
         train_images, test_images: images in the run's (sub)sets.
+        loader: the loader in use, ``"albumentations"`` or ``"device"`` (``"auto"`` resolved).
     """
 
     data: CIFAR10Data
@@ -108,6 +127,7 @@ class Prepared:
     test_loader: Any
     train_images: int
     test_images: int
+    loader: str
 
 
 #: The training-set statistics of each loaded copy, measured once per copy object (about 9 s for
@@ -130,9 +150,9 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
     """Load the data (unless given), measure the train statistics, draw subsets, build loaders.
 
     The normalization statistics always come from the whole training set, so a subset run
-    normalizes exactly like the full run. ``cfg.loader`` picks the loader: the albumentations
-    DataLoader (reference path) or :class:`~cifarhelpers.device_loader.DeviceLoader`. Test
-    batches hold ``max(batch_size, 256)`` images.
+    normalizes exactly like the full run. ``cfg.loader``, resolved for ``device`` by
+    :func:`resolved_loader`, picks the loader: the albumentations DataLoader (reference path) or
+    :class:`~cifarhelpers.device_loader.DeviceLoader`. Test batches hold ``max(batch_size, 256)`` images.
 
     Raises:
         ConfigError: a subset larger than the data, or fewer training images than one batch.
@@ -144,9 +164,11 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
     x_test, y_test = balanced_subset(data.x_test, data.y_test, cfg.test_subset, cfg.seed, name="test_subset")
     check_batches(len(x_train), cfg.batch_size)
     test_batch = max(cfg.batch_size, 256)
-    if cfg.loader == "device":
+    loader = resolved_loader(cfg.loader, cfg.transform_set, device.type)
+    if loader == "device":
         common = dict(mean=stats.mean, std=stats.std, device=device, channels_last=cfg.channels_last)
-        train_loader = DeviceLoader(x_train, y_train, batch_size=cfg.batch_size, train=True, **common)
+        train_loader = DeviceLoader(x_train, y_train, batch_size=cfg.batch_size, train=True,
+                                    transform_set=cfg.transform_set, **common)
         test_loader = DeviceLoader(x_test, y_test, batch_size=test_batch, train=False, **common)
     else:
         workers = cfg.num_workers if cfg.num_workers is not None else default_num_workers(device)
@@ -155,4 +177,4 @@ def prepare_data(cfg: TrainConfig, device: torch.device, data: CIFAR10Data | Non
                                             batch_size=cfg.batch_size, train=True, **common)
         test_loader = AlbumentationsLoader(x_test, y_test, test_transform(stats.mean, stats.std),  # no randomness
                                            batch_size=test_batch, train=False, persistent_workers=True, **common)
-    return Prepared(data, stats, train_loader, test_loader, len(x_train), len(x_test))
+    return Prepared(data, stats, train_loader, test_loader, len(x_train), len(x_test), loader)

@@ -309,12 +309,12 @@ def range_test_for_run(cfg: TrainConfig, prep: Prepared, device: torch.device, *
     num_iter = cfg.lr_test_iterations if num_iter is None else num_iter
     seed_everything(cfg.seed)
     prep.train_loader.set_epoch(cfg.seed)
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model, logit_scale=cfg.logit_scale).to(device)
     loader = getattr(prep.train_loader, "loader", prep.train_loader)  # the DataLoader, or the DeviceLoader itself
     result = lr_range_test(model, loader, device=device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                            weight_decay=cfg.weight_decay, criterion=build_criterion(cfg), rule=cfg.lr_rule,
                            **options)
-    result.settings.update(model=cfg.model, loader=cfg.loader, train_images=prep.train_images)
+    result.settings.update(model=cfg.model, loader=prep.loader, train_images=prep.train_images)
     return result
 
 

@@ -2,10 +2,13 @@
 
 Run all seven into a new run folder::
 
-    cifar-notebooks run                                # profile auto: full on a GPU, short on a CPU
-    cifar-notebooks run -p epochs 5 -p max_lr 0.02     # parameters go to every notebook that has them
-    cifar-notebooks run -f params.yaml -p seed 3       # a parameters file (YAML or JSON), as papermill's -f
-    python -m cifarhelpers.notebook_runner run --profile short --output-dir runs
+    cifar-notebooks                                    # profile auto: full on a GPU, short on a CPU
+    cifar-notebooks -p epochs 5 -p max_lr 0.02         # parameters go to every notebook that has them
+    cifar-notebooks -f params.yaml -p seed 3           # a parameters file (YAML or JSON), as papermill's -f
+    python -m cifarhelpers.notebook_runner --profile short --output-dir runs
+    cifar-notebooks run --profile short                # the same: the word ``run`` is optional
+
+``cifar-notebooks --help`` lists every option.
 
 Each cell's output is streamed to the terminal while it runs (papermill's ``log_output``), so a
 24-epoch training shows its epochs as they end; ``--no-log-output`` shows papermill's progress bar
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_common import add_boolean, add_version
 from .config import PROFILE_CHOICES
 from .data import ROOT_ENV
 from .devices import resolve_device
@@ -144,7 +148,7 @@ def run_notebooks(parameters: dict[str, Any] | None = None, *, output_dir: str |
         raise ConfigError(f"unknown notebook parameter(s) {unknown}; the notebooks take {sorted(known)}")
     if "output_dir" in parameters:
         raise ConfigError("output_dir is set by the runner (the new run folder): pass the parent folder as "
-                          "run_notebooks(output_dir=...) or --output-dir")
+                          "run_notebooks(output_dir=...) or cifar-notebooks --output-dir DIR")
     validate_parameters(parameters)
     if "device" in parameters:
         resolve_device(parameters["device"])  # e.g. "cuda" on a machine without one: refused here, not in a notebook
@@ -184,23 +188,35 @@ def _from_here(path: str) -> str:
     return path if os.path.isabs(os.path.expanduser(path)) else os.path.abspath(path)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cifar-notebooks`` parser: every option at the top level; the word ``run`` before them is
+    optional (``cifar-notebooks run ...``, the older spelling, means the same)."""
+    parser = argparse.ArgumentParser(
+        prog="cifar-notebooks", description="Run notebooks 01-07 in order with papermill into a new run folder.")
+    parser.add_argument("command", nargs="?", choices=("run",), default="run",
+                        help="optional: the notebooks run with or without it")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a notebook parameter, papermill style (repeatable), e.g. -p epochs 5; none, true and "
+                             "false are read as papermill reads them")
+    parser.add_argument("-f", "--parameters-file", default=None, metavar="FILE",
+                        help="notebook parameters from a YAML or JSON file (NAME: VALUE per line); -p overrides it")
+    add_boolean(parser, "--log-output", default=True,
+                help="stream each cell's output while it runs; --no-log-output shows a progress bar instead")
+    parser.add_argument("--profile", choices=PROFILE_CHOICES, default=None,
+                        help="shorthand for -p profile ... (default: the notebooks' own, auto: full on a CUDA GPU, "
+                             "short elsewhere)")
+    parser.add_argument("--output-dir", default="runs", help="parent of the new run folder (default: runs)")
+    parser.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR),
+                        help="where the .ipynb files are (default: the repository's notebooks/)")
+    add_version(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``cifar-notebooks run`` / ``python -m cifarhelpers.notebook_runner run``. Returns the exit status:
-    0 done, 1 a notebook failed (its name, cell and executed copy are printed), 2 invalid parameters
-    or a missing extra."""
-    parser = argparse.ArgumentParser(prog="cifar-notebooks", description="Run notebooks 01-07 with papermill.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute the notebooks in order into a new run folder")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="a notebook parameter, papermill style (repeatable), e.g. -p epochs 5")
-    run.add_argument("-f", "--parameters-file", default=None, metavar="FILE",
-                     help="notebook parameters from a YAML or JSON file (NAME: VALUE per line); -p overrides it")
-    run.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=True,
-                     help="stream each cell's output while it runs (default); --no-log-output shows a progress bar")
-    run.add_argument("--profile", choices=PROFILE_CHOICES, default=None, help="shorthand for -p profile ...")
-    run.add_argument("--output-dir", default="runs", help="parent of the new run folder (default: runs)")
-    run.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR), help="where the .ipynb files are")
-    args = parser.parse_args(argv)
+    """``cifar-notebooks [run] [options]`` / ``python -m cifarhelpers.notebook_runner``. Returns the exit
+    status: 0 done, 1 a notebook failed (its name, cell and executed copy are printed), 2 invalid
+    parameters or a missing extra."""
+    args = build_parser().parse_args(argv)
     try:
         papermill = require("papermill", "notebooks", "running the notebooks headless")
         parameters = load_parameters_file(args.parameters_file) if args.parameters_file else {}

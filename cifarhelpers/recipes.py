@@ -1,22 +1,42 @@
-"""Training recipes: an optimizer and an LR schedule by name, stepped at the right cadence.
+"""Training recipes: an optimizer and an LR schedule by name, stepped at the right cadence, with their own settings.
 
-=================  ====================================================================  ========
+=================  ====================================================================  ==========
 recipe             optimizer and schedule                                                steps
-=================  ====================================================================  ========
-``onecycle_adam``  Adam; OneCycleLR, linear, LRMIN = LRMAX/10 -> LRMAX at ``pct_start``  per batch
-                   (end of epoch 5 of 24) -> back to LRMIN at the end, no annihilation
-``onecycle_sgd``   SGD, Nesterov; the same OneCycleLR from LRMAX 0.4, the peak of        per batch
-                   cifar10-fast's 24-epoch ResNet-9 (use with weight decay 5e-4)
-``plateau_sgd``    SGD momentum 0.9 from 0.1; ReduceLROnPlateau(x0.1) on the test loss   per epoch
-``step_sgd``       SGD momentum 0.9 from 0.01; StepLR x0.1 every 20 epochs               per epoch
-=================  ====================================================================  ========
+=================  ====================================================================  ==========
+``onecycle_adam``  Adam; PyTorch's ``OneCycleLR``, linear, two phases                    per batch
+                   (``three_phase=False``: no third phase): LRMIN = LRMAX /
+                   ``div_factor`` -> LRMAX at ``pct_start`` (end of epoch 5 of 24) ->
+                   the end LR = LRMIN / ``final_div_factor``; Adam's beta1 cycled
+                   0.95 -> 0.85 -> 0.95
+``onecycle_sgd``   cifar10-fast's 24-epoch ResNet-9 recipe: Nesterov SGD, momentum 0.9   per batch
+                   (constant), weight decay 5e-4; LR piecewise linear 0 -> 0.4 at
+                   ``pct_start`` -> 0 (:class:`PiecewiseLinearLR`); logits x 0.125
+``plateau_sgd``    SGD momentum 0.9 at 0.1; ReduceLROnPlateau(x0.1, patience 2) on the    per epoch
+                   test loss
+``step_sgd``       SGD momentum 0.9 at 0.01; StepLR x0.1 every 20 epochs                 per epoch
+=================  ====================================================================  ==========
 
-OneCycleLR also cycles the momentum (SGD's momentum, Adam's beta1) against the LR: 0.95 at LRMIN, 0.85
-at LRMAX (PyTorch's default, as in Smith's paper; cifar10-fast keeps SGD's at 0.9). All take ``weight_decay``
-from the config; the loss (with ``label_smoothing``) is built by
-:func:`build_criterion`. Sources: Smith & Topin, "Super-Convergence" (2017,
-https://arxiv.org/abs/1708.07120) for OneCycle; PyTorch's ``torch.optim.lr_scheduler`` for the
-schedulers themselves.
+The SGD recipes ``plateau_sgd`` and ``step_sgd`` start with ``TrainConfig.warmup_epochs`` epochs of linear
+warm-up when it is > 0 (per batch, :class:`PiecewiseLinearLR` from 0: step ``k`` of ``W`` uses LR x (k + 1) / W),
+and their own schedule starts after it (Goyal et al., "Accurate, Large Minibatch SGD", 2017,
+https://arxiv.org/abs/1706.02677, section 2.2: 5 epochs). The OneCycle recipes rise from LRMIN anyway and ignore it.
+
+Each recipe's own settings (:attr:`Recipe.defaults`, the fields of :data:`RECIPE_SETTINGS`) are what
+``TrainConfig.preset(recipe=...)`` gives; ``TrainConfig()`` itself is the main job (``onecycle_adam``'s):
+
+=================  ======  ============  ===============  ===========  ==============  ================
+recipe             LRMAX   weight decay  label smoothing  logit scale  LRMIN (min_lr)  end LR (end_lr)
+=================  ======  ============  ===============  ===========  ==============  ================
+``onecycle_adam``  0.005   0             0.2              1.0          LRMAX / 10      LRMIN (no anneal)
+``onecycle_sgd``   0.4     5e-4          0.2              0.125        0               0
+``plateau_sgd``    0.1     0             0.2              1.0          (not used)      (not used)
+``step_sgd``       0.01    0             0.2              1.0          (not used)      (not used)
+=================  ======  ============  ===============  ===========  ==============  ================
+
+The loss is the batch mean of ``CrossEntropyLoss`` with ``label_smoothing`` (:func:`build_criterion`).
+Sources: Smith & Topin, "Super-Convergence" (2017, https://arxiv.org/abs/1708.07120) for OneCycle;
+D. Page, "How to train your ResNet" (2018) and https://github.com/davidcpage/cifar10-fast (``dawn.py``,
+``demo.ipynb``, ``torch_backend.py``) for ``onecycle_sgd``; PyTorch's ``torch.optim.lr_scheduler`` for the others.
 
 Example::
 
@@ -29,10 +49,13 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from torch import nn
 from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau, StepLR
@@ -41,38 +64,88 @@ if TYPE_CHECKING:
     from .config import TrainConfig
 
 CADENCES = ("batch", "epoch", "plateau")
+#: The TrainConfig fields every recipe sets in its :attr:`Recipe.defaults` (``TrainConfig.preset``).
+RECIPE_SETTINGS = ("weight_decay", "label_smoothing", "logit_scale", "min_lr", "end_lr")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named optimizer + scheduler pair.
+    """A named optimizer + scheduler pair and its own settings.
 
     Attributes:
         name: registry key.
         description: one line for tables and ``--help``.
-        default_lr: the LR used when ``TrainConfig.max_lr`` is None.
+        default_lr: the LR used when ``TrainConfig.max_lr`` is None (LRMAX, or the SGD recipes' starting LR).
         cadence: ``"batch"`` (scheduler steps after every optimizer step), ``"epoch"`` (after
             every epoch) or ``"plateau"`` (after every epoch, given the test loss).
         build: ``(params, config, steps_per_epoch) -> (optimizer, scheduler)``.
-        uses_min_lr: the schedule starts and ends at ``TrainConfig.min_lr`` (LRMIN); the others ignore it.
+        defaults: read-only ``{field: value}`` for every field of :data:`RECIPE_SETTINGS`: the recipe's
+            own settings, applied by ``TrainConfig.preset``.
+        uses_min_lr: the schedule starts at ``TrainConfig.min_lr`` (LRMIN) and ends at ``TrainConfig.end_lr``;
+            the others ignore both.
+        min_lr_may_be_zero: LRMIN may be 0 (a piecewise-linear schedule); False where PyTorch's ``OneCycleLR``
+            divides LRMAX by ``div_factor = LRMAX / LRMIN``.
+        uses_warmup: the recipe honours ``TrainConfig.warmup_epochs``; the others ignore it.
     """
 
     name: str
     description: str
     default_lr: float
     cadence: str
-    build: Callable[..., tuple[Optimizer, LRScheduler | ReduceLROnPlateau]]
+    build: Callable[..., tuple[Optimizer, LRScheduler]]
+    defaults: Mapping[str, Any]
     uses_min_lr: bool = False
+    min_lr_may_be_zero: bool = False
+    uses_warmup: bool = False
+
+
+class PiecewiseLinearLR(LRScheduler):
+    """cifar10-fast's ``PiecewiseLinear`` LR schedule, stepped per batch: step ``i`` (0-based) uses the LR
+    interpolated linearly between ``(knots[j], values[j])`` at ``(i + 1) / steps_per_epoch`` epochs, and the
+    last value after the last knot.
+
+    cifar10-fast's optimizer wrapper (``TorchOptimiser`` in ``torch_backend.py``) counts a step before it
+    reads ``lr(step) = schedule(step / steps_per_epoch)``, hence the ``+ 1``: with knots (0, 5, 24) and values
+    (0, 0.4, 0), the first step uses 0.4 / (5 x steps_per_epoch), the last step of epoch 5 uses 0.4 and the last
+    step of epoch 24 uses 0.
+
+    Args:
+        optimizer: every parameter group gets the same LR.
+        knots: increasing epochs (floats), at least two.
+        values: the LR (>= 0) at each knot.
+        steps_per_epoch: optimizer steps per epoch, >= 1.
+
+    Raises:
+        ValueError: knots not increasing, lengths differ, or steps_per_epoch < 1.
+    """
+
+    def __init__(self, optimizer: Optimizer, knots: Sequence[float], values: Sequence[float], steps_per_epoch: int,
+                 last_epoch: int = -1):
+        if len(knots) < 2 or len(knots) != len(values) or any(b <= a for a, b in zip(knots, knots[1:])):
+            raise ValueError(f"knots {list(knots)} must increase and match values {list(values)} in length (>= 2)")
+        if steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+        self.knots, self.values = [float(k) for k in knots], [float(v) for v in values]
+        self.steps_per_epoch = int(steps_per_epoch)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, step: int) -> float:
+        """The LR of step ``step`` (0-based)."""
+        return float(np.interp((step + 1) / self.steps_per_epoch, self.knots, self.values))
+
+    def get_lr(self) -> list[float]:
+        return [self.lr_at(self.last_epoch) for _ in self.optimizer.param_groups]
 
 
 def _onecycle(optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> OneCycleLR:
-    """The OneCycle schedule both ``onecycle_*`` recipes step per batch: linear LRMIN -> LRMAX over
-    ``cfg.pct_start`` of the steps, linear back to LRMIN (momentum cycled 0.95 -> 0.85 -> 0.95)."""
-    max_lr, min_lr = cfg.resolved_max_lr, cfg.resolved_min_lr
+    """PyTorch's OneCycleLR, linear, two phases: start LR = LRMIN = max_lr / div_factor, rising over
+    ``cfg.pct_start`` of the steps to max_lr, then falling to the end LR = LRMIN / final_div_factor
+    (``cfg.resolved_end_lr``; 0 gives final_div_factor = inf); momentum cycled 0.95 -> 0.85 -> 0.95."""
+    max_lr, min_lr, end_lr = cfg.resolved_max_lr, cfg.resolved_min_lr, cfg.resolved_end_lr
     return OneCycleLR(
         optimizer, max_lr=max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
         pct_start=cfg.pct_start, anneal_strategy="linear", div_factor=max_lr / min_lr,
-        final_div_factor=1.0,  # end at LRMIN itself: no annihilation phase below it
+        final_div_factor=min_lr / end_lr if end_lr > 0 else math.inf,  # end_lr None: LRMIN, final_div_factor 1
         three_phase=False,
     )
 
@@ -83,8 +156,25 @@ def _onecycle_adam(params, cfg: TrainConfig, steps_per_epoch: int):
 
 
 def _onecycle_sgd(params, cfg: TrainConfig, steps_per_epoch: int):
-    optimizer = SGD(params, lr=cfg.resolved_min_lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    return optimizer, _onecycle(optimizer, cfg, steps_per_epoch)
+    """cifar10-fast's 24-epoch ResNet-9 optimizer and schedule in this project's mean-loss convention.
+
+    cifar10-fast (``demo.ipynb``, ``dawn.py``) sums the loss over a batch of B = 512 images and gives
+    ``torch.optim.SGD`` the LR ``PiecewiseLinear([0, 5, 24], [0, 0.4, 0]) / B``, weight decay ``5e-4 * B``,
+    momentum 0.9, ``nesterov=True``. PyTorch's SGD step on a gradient g is: d = g + wd * w;
+    v = 0.9 v + d; w -= lr * (d + 0.9 v). The summed loss's gradient is B times the mean loss's, so
+    d_sum = B (g_mean + 5e-4 w) = B d_mean, v_sum = B v_mean (linear in d, from v = 0), and the step
+    (lr / B) (d_sum + 0.9 v_sum) = lr (d_mean + 0.9 v_mean): with the mean loss, LR 0.4 and weight decay 5e-4
+    take the same steps (up to rounding). The momentum stays 0.9 (no cycling); the LR is
+    :class:`PiecewiseLinearLR` from ``min_lr`` (0) at epoch 0 to ``max_lr`` at ``pct_start`` (5/24: epoch 5
+    of 24) to ``end_lr`` (0) at the end. Its logit scale 0.125 (``Mul(weight=0.125)``) is
+    ``TrainConfig.logit_scale``; label smoothing 0.2 comes from cifar10-fast's later ``bag_of_tricks.ipynb``
+    (``label_smoothing_loss(0.2)``; the 24-epoch demo has none) and is every recipe's default here.
+    The network and data pipeline stay this project's.
+    """
+    optimizer = SGD(params, lr=cfg.resolved_max_lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    knots = (0.0, cfg.pct_start * cfg.epochs, float(cfg.epochs))
+    values = (cfg.resolved_min_lr, cfg.resolved_max_lr, cfg.resolved_end_lr)
+    return optimizer, PiecewiseLinearLR(optimizer, knots, values, steps_per_epoch)
 
 
 def _plateau_sgd(params, cfg: TrainConfig, steps_per_epoch: int):
@@ -97,24 +187,37 @@ def _step_sgd(params, cfg: TrainConfig, steps_per_epoch: int):
     return optimizer, StepLR(optimizer, step_size=20, gamma=0.1)
 
 
+def _settings(weight_decay: float, label_smoothing: float, logit_scale: float, min_lr: float | None,
+              end_lr: float | None) -> MappingProxyType:
+    return MappingProxyType(dict(weight_decay=weight_decay, label_smoothing=label_smoothing, logit_scale=logit_scale,
+                                 min_lr=min_lr, end_lr=end_lr))
+
+
+#: Label smoothing of every recipe: cifar10-fast's 0.2; on an H100 it raised the main job's mean test accuracy over
+#: seeds 0-2 from 89.79% to 90.29% (results/gpu-nvidia-h100/variants-run/gpu_report.json).
+LABEL_SMOOTHING = 0.2
+
 #: The recipes by name.
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         # default_lr 0.005 for Adam: the best of the GPU report's LR sweep (LRMAX 5e-4 to 2e-2, 24 epochs of
         # the main job on an H200: 90.29% at 5e-3 vs 89.94% mean of 3 seeds at 1e-2, the earlier default;
-        # results/gpu-nvidia-h200/gpu_report.json). README "Choosing LRMAX" has the whole sweep.
-        Recipe("onecycle_adam", "Adam + OneCycleLR (linear, LRMAX/10 -> LRMAX -> LRMAX/10), per batch",
-               0.005, "batch", _onecycle_adam, uses_min_lr=True),
-        # default_lr 0.4: cifar10-fast's peak for this network at batch 512 on the mean loss (its SGD takes
-        # lr 0.4/512 on the summed loss with weight decay 5e-4*512: the same steps), with Nesterov momentum
-        # and weight decay 5e-4 (D. Page, "How to train your ResNet", 2018; davidcpage/cifar10-fast).
-        Recipe("onecycle_sgd", "SGD(Nesterov) + the same OneCycleLR, per batch",
-               0.4, "batch", _onecycle_sgd, uses_min_lr=True),
+        # results/gpu-nvidia-h200/gpu_report.json). README "Choosing LRMAX" has the whole sweep. Its settings are
+        # the main job's (TrainConfig()'s defaults): no weight decay, LRMIN = LRMAX / 10 at both ends.
+        Recipe("onecycle_adam", "Adam + OneCycleLR (linear, LRMIN -> LRMAX -> end LR; LRMIN = LRMAX/10 and the "
+                                "end LR = LRMIN unless given), per batch",
+               0.005, "batch", _onecycle_adam, _settings(0.0, LABEL_SMOOTHING, 1.0, None, None), uses_min_lr=True),
+        # cifar10-fast's published 24-epoch ResNet-9 recipe (D. Page, "How to train your ResNet", 2018; 94% in
+        # its demo.ipynb): peak 0.4 on the mean loss, weight decay 5e-4, logits x 0.125, LR from 0 and back to 0.
+        Recipe("onecycle_sgd", "cifar10-fast's Nesterov SGD (momentum 0.9, weight decay 5e-4) + piecewise-linear "
+                               "LR 0 -> 0.4 -> 0, logits x 0.125, per batch",
+               0.4, "batch", _onecycle_sgd, _settings(5e-4, LABEL_SMOOTHING, 0.125, 0.0, 0.0), uses_min_lr=True,
+               min_lr_may_be_zero=True),
         Recipe("plateau_sgd", "SGD(momentum 0.9) from 0.1 + ReduceLROnPlateau(x0.1) on test loss, per epoch",
-               0.1, "plateau", _plateau_sgd),
+               0.1, "plateau", _plateau_sgd, _settings(0.0, LABEL_SMOOTHING, 1.0, None, None), uses_warmup=True),
         Recipe("step_sgd", "SGD(momentum 0.9) from 0.01 + StepLR(x0.1 every 20 epochs), per epoch",
-               0.01, "epoch", _step_sgd),
+               0.01, "epoch", _step_sgd, _settings(0.0, LABEL_SMOOTHING, 1.0, None, None), uses_warmup=True),
     )
 }
 
@@ -123,42 +226,64 @@ class Schedule:
     """Steps a scheduler at its recipe's cadence, so training loops need not know the recipe.
 
     Call :meth:`after_batch` after every ``optimizer.step()`` and :meth:`after_epoch` after every
-    epoch's evaluation.
+    epoch's evaluation. With a ``warmup`` scheduler, it alone steps (per batch) for the first
+    ``warmup_steps`` optimizer steps; the recipe's scheduler starts after them.
     """
 
-    def __init__(self, optimizer: Optimizer, scheduler, cadence: str):
+    def __init__(self, optimizer: Optimizer, scheduler, cadence: str, warmup: LRScheduler | None = None,
+                 warmup_steps: int = 0):
         if cadence not in CADENCES:
             raise ValueError(f"cadence {cadence!r} is not one of {CADENCES}")
         self.optimizer, self.scheduler, self.cadence = optimizer, scheduler, cadence
+        self.warmup, self.warmup_steps = warmup, warmup_steps
 
     @property
     def lr(self) -> float:
         """The LR the next optimizer step will use (first parameter group)."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def warming_up(self) -> bool:
+        """True until the end of the warm-up's last epoch (the recipe's schedule counts epochs after it)."""
+        return self.warmup is not None and self.warmup.last_epoch <= self.warmup_steps
+
     def after_batch(self) -> None:
-        if self.cadence == "batch":
+        if self.warmup is not None and self.warmup.last_epoch < self.warmup_steps:
+            self.warmup.step()
+        elif self.cadence == "batch" and not self.warming_up:
             self.scheduler.step()
 
     def after_epoch(self, test_loss: float) -> None:
+        if self.warming_up:
+            if self.warmup.last_epoch == self.warmup_steps:  # its last epoch ended: one more step (LR stays max_lr)
+                self.warmup.step()                           # marks it done, so this epoch is not the recipe's
+            return
         if self.cadence == "epoch":
             self.scheduler.step()
         elif self.cadence == "plateau":
             self.scheduler.step(test_loss)
 
     def state_dict(self) -> dict:
-        return self.scheduler.state_dict()
+        """The scheduler's state; with a warm-up ``{"scheduler": ..., "warmup": ...}``."""
+        if self.warmup is None:
+            return self.scheduler.state_dict()
+        return {"scheduler": self.scheduler.state_dict(), "warmup": self.warmup.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scheduler.load_state_dict(state)
+        if self.warmup is None:
+            self.scheduler.load_state_dict(state)
+        else:
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.warmup.load_state_dict(state["warmup"])
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple[Optimizer, Schedule]:
-    """The optimizer and its :class:`Schedule` for ``cfg.recipe``.
+    """The optimizer and its :class:`Schedule` for ``cfg.recipe`` (with ``cfg.warmup_epochs`` of linear
+    warm-up for a recipe that uses it: LR x (k + 1) / W at step k of W = warmup_epochs x steps_per_epoch).
 
     Args:
         model: the model whose parameters are optimized.
-        cfg: the run's config (recipe, LRs, weight decay, epochs, pct_start).
+        cfg: the run's config (recipe, LRs, weight decay, epochs, pct_start, warm-up).
         steps_per_epoch: optimizer steps per epoch (``len(train_loader)``), >= 1.
 
     Raises:
@@ -168,7 +293,10 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) ->
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     recipe = RECIPES[cfg.recipe]
     optimizer, scheduler = recipe.build(model.parameters(), cfg, steps_per_epoch)
-    return optimizer, Schedule(optimizer, scheduler, recipe.cadence)
+    if not (recipe.uses_warmup and cfg.warmup_epochs):
+        return optimizer, Schedule(optimizer, scheduler, recipe.cadence)
+    warmup = PiecewiseLinearLR(optimizer, (0, cfg.warmup_epochs), (0.0, cfg.resolved_max_lr), steps_per_epoch)
+    return optimizer, Schedule(optimizer, scheduler, recipe.cadence, warmup, cfg.warmup_epochs * steps_per_epoch)
 
 
 def build_criterion(cfg: TrainConfig) -> nn.CrossEntropyLoss:
@@ -197,4 +325,5 @@ def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> list[float]:
     return lrs
 
 
-__all__ = ["RECIPES", "Recipe", "Schedule", "build_criterion", "build_optimizer", "lr_schedule"]
+__all__ = ["LABEL_SMOOTHING", "RECIPES", "RECIPE_SETTINGS", "PiecewiseLinearLR", "Recipe", "Schedule",
+           "build_criterion", "build_optimizer", "lr_schedule"]

@@ -8,7 +8,9 @@ holds the run's ``metrics.json`` in memory, writing it atomically at every chang
   so nothing on disk runs ahead of the checkpoint;
 * ``record_lr_range_test``: with ``max_lr="find"``, the LR range test run before training
   (``lr_range_test.json``, ``lr_range_test.png`` and a summary in ``metrics.json``);
-* ``complete``: ``model.pt`` (the final ``state_dict``), ``curves.png`` and status ``"completed"``;
+* ``complete``: ``model.pt`` (the final ``state_dict``), ``curves.png`` and status ``"completed"``,
+  with ``final_test_accuracy`` (the headline) and ``final_test_accuracy_flip_tta`` (the last epoch's
+  ``test_accuracy_flip_tta``: horizontal-flip TTA, measured once after the last epoch);
 * leaving :meth:`RunFolder.recording` by an error records why the run stopped: ``"diverged"`` (a
   NaN or infinite loss), ``"failed"`` (a write failed: disk full, read-only folder) or
   ``"interrupted"`` (Ctrl-C, SIGTERM), with ``stop_reason`` and ``stopped_epoch``; the error is
@@ -34,6 +36,7 @@ import torch
 
 from .checkpoint import METRICS_FILE, WEIGHTS_FILE, check_resumable, load_checkpoint, save_checkpoint
 from .config import FIELD_NAMES, TrainConfig
+from .engine import FLIP_TTA_METHOD
 from .errors import ConfigError, DivergenceError, RunWriteError
 from .files import atomic_write, ensure_writable_dir, read_json, remove_temp_files, save_figure, write_json
 from .handoffs import LR_JSON, save_lr_range_test
@@ -49,6 +52,8 @@ UNITS = {
     "loss": "mean cross-entropy per image",
     "lr": "learning rate of the last optimizer step of the epoch",
     "seconds": "wall-clock seconds",
+    "test_accuracy_flip_tta": f"test accuracy under horizontal-flip TTA ({FLIP_TTA_METHOD}), a fraction in [0, 1], "
+                              "measured once after the last epoch; final_test_accuracy (no TTA) is the headline",
 }
 _STATUS = {DivergenceError: "diverged", RunWriteError: "failed"}
 
@@ -155,7 +160,8 @@ class RunFolder:
             metrics = None
         if not isinstance(metrics, dict):
             metrics = dict(header)
-        metrics.update(history=list(checkpoint["history"]), config=cfg.to_dict(), precision=header["precision"])
+        metrics.update(history=list(checkpoint["history"]), config=cfg.to_dict(), precision=header["precision"],
+                       loader=header.get("loader"), units=header.get("units", UNITS))
         metrics.setdefault("resumed_at_epochs", []).append(checkpoint["epoch"])
         return cls(path, metrics, cfg.epochs, checkpoint.get("steps"))
 
@@ -169,7 +175,7 @@ class RunFolder:
         began (wall seconds count from it); ``data_seconds`` the seconds spent loading the data."""
         self._wall_start = wall_start
         self.metrics.update(status="running", stop_reason=None, stopped_epoch=None, final_test_accuracy=None,
-                            timings={"data_seconds": data_seconds})
+                            final_test_accuracy_flip_tta=None, timings={"data_seconds": data_seconds})
         write_json(self.path / METRICS_FILE, self.metrics)
 
     def record_lr_range_test(self, result: LRRangeTestResult) -> None:
@@ -205,8 +211,11 @@ class RunFolder:
 
     def complete(self, weights: dict[str, torch.Tensor], curves) -> None:
         """Write ``model.pt`` (``weights``, a ``state_dict``) and ``curves.png`` (a Figure), then
-        status ``"completed"`` with the final test accuracy and the timings."""
-        self.metrics.update(status="completed", final_test_accuracy=self.history[-1]["test_accuracy"])
+        status ``"completed"`` with the final test accuracy, plain and with flip TTA (fractions; the
+        latter None if the last history row lacks it), and the timings."""
+        last = self.history[-1]
+        self.metrics.update(status="completed", final_test_accuracy=last["test_accuracy"],
+                            final_test_accuracy_flip_tta=last.get("test_accuracy_flip_tta"))
         atomic_write(self.path / WEIGHTS_FILE, lambda f: torch.save(weights, f))
         save_figure(curves, self.path / CURVES_FILE)
         self._finish()
@@ -231,7 +240,7 @@ class RunFolder:
                 where += f" Continue it with resume={str(self.path)!r} (cifar-train --resume {self.path})."
             stopped = min(done + 1, self.epochs)
             self.metrics.update(status=status, stop_reason=(str(err) or type(err).__name__), stopped_epoch=stopped,
-                                final_test_accuracy=None)
+                                final_test_accuracy=None, final_test_accuracy_flip_tta=None)
             with contextlib.suppress(RunWriteError):  # the disk may still be full: the error below says so
                 self._finish()
             if isinstance(err, KeyboardInterrupt):

@@ -228,7 +228,7 @@ def _record(spec: SweepConfig, sweep_dir: Path, trials: list[Trial], backend: st
     finished = all(r["status"] in (*DONE, "failed") for r in records)
     status = "completed" if finished and not stopped else "interrupted"
     table = results_table(records, spec.swept)
-    figure = plot_sweep(records, spec.swept[0])
+    figure = plot_sweep(records, spec.swept[0], config=spec.base)
     try:
         sessions = list(read_json(sweep_dir / SWEEP_FILE, "sweep file").get("sessions", []))
     except (ConfigError, AttributeError):  # lost or damaged: this session starts the list again

@@ -8,10 +8,12 @@ Run::
     cifar-sweep --grid model=custom_resnet,dilated_net --backend sequential    # without Ray
     cifar-sweep --grid max_lr=0.001,0.01 --address auto --gpus-per-trial 0.5   # on a running Ray cluster
     cifar-sweep --resume runs/sweep-20261201-101500       # finish an interrupted sweep
+    cifar-sweep --grid amp=true,false --no-compile        # a boolean field swept, another one set
 
 Every other flag is ``cifar-train``'s (the base config of every trial; ``--profile`` as there, so
 a CPU runs the short profile unless told otherwise), except ``--seed`` (use ``--seeds``) and
-``--resume`` (here: a sweep folder). A ``--grid`` value list is comma-separated; a ``--random``
+``--resume`` (here: a sweep folder); booleans are ``--x`` / ``--no-x`` as there. A ``--grid`` value
+list is comma-separated (a boolean's values are ``true`` and ``false``); a ``--random``
 distribution is ``loguniform:LOW:HIGH``, ``uniform:LOW:HIGH``, ``randint:LOW:HIGH`` or
 ``choice:A,B,C``.
 
@@ -27,6 +29,7 @@ import sys
 from typing import Any
 
 from .cli import _UNSET, add_config_flags, field_parser, given_fields, report_error
+from .cli_common import add_boolean, add_version, upgrade_old_booleans
 from .config import FIELD_NAMES, PROFILE_CHOICES, PROFILES, TrainConfig, resolve_profile
 from .devices import resolve_device
 from .errors import CifarHelpersError, ConfigError
@@ -50,25 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--random", action="append", default=[], metavar="FIELD=KIND:A:B",
                        help="a randomly searched field: loguniform:LOW:HIGH, uniform:LOW:HIGH, randint:LOW:HIGH "
                             "or choice:A,B,C (repeatable)")
-    sweep.add_argument("--num-samples", type=int, default=1, help="random draws per grid point (default 1)")
-    sweep.add_argument("--search-seed", type=int, default=0, help="seed of the random draws (default 0)")
-    sweep.add_argument("--seeds", type=int, nargs="+", default=[0], help="each config runs once per seed (default 0)")
+    sweep.add_argument("--num-samples", type=int, default=1, help="random draws per grid point (default: 1)")
+    sweep.add_argument("--search-seed", type=int, default=0, help="seed of the random draws (default: 0)")
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0], help="each config runs once per seed (default: 0)")
     sweep.add_argument("--backend", choices=BACKENDS, default=None,
                        help="auto (default): Ray Tune when installed, else sequential; ray; sequential")
     sweep.add_argument("--address", default=None,
                        help="an existing Ray cluster ('auto', 'ray://HOST:10001', 'HOST:6379'); default: Ray "
                             "starts here with this machine's cores and GPUs")
-    sweep.add_argument("--cpus-per-trial", type=float, default=None, help="Ray CPUs per trial (default 1)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=None, help="Ray CPUs per trial (default: 1)")
     sweep.add_argument("--gpus-per-trial", type=float, default=None,
-                       help="Ray GPUs per trial, fractions share a GPU (default 0.25 with CUDA, else 0)")
-    sweep.add_argument("--max-concurrent-trials", type=int, default=None, help="at most this many trials at once")
+                       help="Ray GPUs per trial, fractions share a GPU (default: 0.25 with CUDA, else 0)")
+    sweep.add_argument("--max-concurrent-trials", type=int, default=None,
+                       help="at most this many trials at once (default: no limit)")
     sweep.add_argument("--output-dir", default="runs", help="parent of the new sweep folder (default: runs)")
     sweep.add_argument("--resume", default=None, metavar="SWEEP_FOLDER",
                        help="continue this sweep: finished trials are skipped, interrupted ones resume")
     sweep.add_argument("--profile", choices=PROFILE_CHOICES, default="auto",
                        help="the base config's profile, as cifar-train's: auto (default): full on a CUDA GPU, "
                             "short elsewhere; " + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()))
-    sweep.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_boolean(sweep, "--quiet", default=False, help="no progress lines")
+    add_version(parser)
     add_config_flags(parser.add_argument_group("the base config of every trial (cifar-train's flags)"),
                      skip=_NO_FLAG)
     return parser
@@ -131,13 +136,15 @@ def _where(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepConfig:
-    """The sweep of a new ``cifar-sweep``: base = defaults, then the profile, then the flags given.
+    """The sweep of a new ``cifar-sweep``: base = the model's and recipe's own settings (``TrainConfig.preset``),
+    then the profile, then the flags given.
 
     Raises:
         ConfigError: an invalid flag, grid, distribution or trial (named).
     """
     device = resolve_device(args.device if args.device is not _UNSET else "auto")
-    base = TrainConfig(**{**resolve_profile(args.profile, device.type).overrides, **given_fields(args, _NO_FLAG)})
+    base = TrainConfig.preset(**{**resolve_profile(args.profile, device.type).overrides,
+                                 **given_fields(args, _NO_FLAG)})
     return SweepConfig(base=base, grid=parse_grid(args.grid), random=parse_random(args.random),
                        num_samples=args.num_samples, seeds=tuple(args.seeds), search_seed=args.search_seed,
                        output_dir=args.output_dir, **_where(args))
@@ -146,7 +153,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepConfig:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cifar-sweep`` and ``python -m cifarhelpers.sweep_cli``; returns the exit
     status (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(upgrade_old_booleans(parser, argv))
     try:
         if args.resume:
             given = sorted(given_fields(args, _NO_FLAG)) + [f"--{k}" for k in ("grid", "random") if getattr(args, k)]

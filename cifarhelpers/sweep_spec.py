@@ -44,8 +44,8 @@ NOT_SWEPT = {
     "seed": "list the seeds in seeds=... (--seeds 0 1 2): every config runs once per seed",
     "output_dir": "the sweep puts each trial's run folder in its own sweep folder: set SweepConfig.output_dir",
     "resume": "resume a sweep with resume_sweep(folder) (cifar-sweep --resume FOLDER)",
-    "data_root": "every trial reads the same copy: set it in the base config (--data-root)",
-    "download": "set it in the base config (--download true)",
+    "data_root": "every trial reads the same copy: set it in the base config (--data-root DIR)",
+    "download": "set it in the base config (--download)",
 }
 
 

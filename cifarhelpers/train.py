@@ -11,7 +11,8 @@ From Python::
 
 From the shell: ``cifar-train`` (:mod:`cifarhelpers.cli`). Every run writes a new folder under
 ``output_dir`` (:mod:`cifarhelpers.runs`): ``metrics.json`` (status, config, per-epoch history,
-final test accuracy, timings, device, precision, torch version, data source and hash),
+final test accuracy plain and with horizontal-flip TTA, timings, device, the loader in use, precision,
+torch version, data source and hash),
 ``checkpoint.pt`` (rewritten atomically after every epoch), ``model.pt`` (the final ``state_dict``,
 loadable with ``torch.load(weights_only=True)``), ``curves.png``, ``history.csv`` and ``steps.csv``
 (per epoch and per step), TensorBoard event files when TensorBoard is installed, and with
@@ -37,7 +38,7 @@ from .checkpoint import check_resumable, load_weights, restore_training_state, t
 from .config import FIND_LR, TrainConfig
 from .data import CIFAR10Data
 from .devices import device_name, resolve_device
-from .engine import check_epoch_finite, evaluate, train_one_epoch
+from .engine import check_epoch_finite, evaluate, evaluate_flip_tta, train_one_epoch
 from .files import ensure_writable_dir
 from .loaders import Prepared, prepare_data
 from .lr_range_test import describe_lr, range_test_for_run
@@ -56,11 +57,14 @@ class RunResult:
     Attributes:
         run_dir: the run's folder.
         history: per-epoch dicts (epoch, train_loss, train_accuracy, test_loss, test_accuracy, lr,
-            train_seconds, test_seconds, seconds); accuracies are fractions in [0, 1].
-        final_test_accuracy: test accuracy after the last epoch, a fraction in [0, 1].
+            train_seconds, test_seconds, seconds; the last epoch's also test_accuracy_flip_tta and
+            flip_tta_seconds); accuracies are fractions in [0, 1].
+        final_test_accuracy: test accuracy after the last epoch, a fraction in [0, 1] (the headline).
         metrics: the content of ``metrics.json``.
         model: the trained model (on the training device, eval mode).
         steps: per-step dicts (epoch, step, global_step, loss, lr), the rows of ``steps.csv``.
+        final_test_accuracy_flip_tta: test accuracy after the last epoch under horizontal-flip TTA
+            (:data:`~cifarhelpers.engine.FLIP_TTA_METHOD`), a fraction in [0, 1].
     """
 
     run_dir: Path
@@ -69,6 +73,7 @@ class RunResult:
     metrics: dict
     model: nn.Module
     steps: list[dict] = field(default_factory=list)
+    final_test_accuracy_flip_tta: float | None = None
 
 
 def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = True,
@@ -80,7 +85,11 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     model, and the run trains at its suggestion. Every epoch re-derives its random streams from ``(cfg.seed, epoch)``
     (:func:`~cifarhelpers.reproducibility.seed_epoch`), so with ``cfg.resume`` set to a run folder
     training continues from that folder's last checkpoint, in that folder, and on the CPU ends with
-    exactly the history of the run left alone.
+    exactly the history of the run left alone. After the last epoch the test set is evaluated once
+    more with horizontal-flip TTA (:func:`~cifarhelpers.engine.evaluate_flip_tta`, batched on the
+    device), recorded as that epoch's ``test_accuracy_flip_tta`` and ``metrics.json``'s
+    ``final_test_accuracy_flip_tta``; ``cfg.loader="auto"`` is resolved for the device
+    (:func:`~cifarhelpers.loaders.resolved_loader`) and ``metrics.json["loader"]`` records the result.
 
     Args:
         cfg: the run's validated config.
@@ -125,7 +134,7 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
             print(describe_lr(cfg, f"the LR range test ({found.rule}; all rules: {found.describe_suggestions()})"))
 
     seed_everything(cfg.seed)
-    net = build_model(cfg.model)
+    net = build_model(cfg.model, logit_scale=cfg.logit_scale)
     if resumed is not None:
         load_weights(net, resumed["model"])
     net = net.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
@@ -162,6 +171,10 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
                      "test_loss": test.loss, "test_accuracy": test.accuracy, "lr": train.lr,
                      "train_seconds": train.seconds, "test_seconds": test.seconds,
                      "seconds": train.seconds + test.seconds}
+            if epoch + 1 == cfg.epochs:  # the run completes: horizontal-flip TTA once, before the checkpoint
+                tta = evaluate_flip_tta(model, prep.test_loader, device=device, precision=precision,
+                                        channels_last=cfg.channels_last, progress=progress)
+                entry.update(test_accuracy_flip_tta=tta.accuracy, flip_tta_seconds=tta.seconds)
             run.save_epoch(entry, training_state(
                 epoch=epoch + 1, model=net, optimizer=optimizer, schedule=schedule, scaler=scaler,
                 config=cfg.to_dict(), data_sha256=prep.data.source.sha256,
@@ -172,20 +185,23 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
             if progress:
                 tqdm.write(f"epoch {epoch + 1:>2}/{cfg.epochs}  train loss {train.loss:.4f} acc "
                            f"{100 * train.accuracy:6.2f}%  test loss {test.loss:.4f} acc {100 * test.accuracy:6.2f}%  "
-                           f"lr {train.lr:.2e}  {entry['seconds']:.1f} s")
-        final = run.history[-1]["test_accuracy"]
+                           f"lr {train.lr:.2e}  {entry['seconds']:.1f} s"
+                           + (f"  flip-TTA acc {100 * entry['test_accuracy_flip_tta']:6.2f}%"
+                              if "test_accuracy_flip_tta" in entry else ""))
+        final, final_tta = run.history[-1]["test_accuracy"], run.history[-1].get("test_accuracy_flip_tta")
         run.complete(net.state_dict(), plot_curves(run.history, title=f"{cfg.model}, {cfg.recipe}: test accuracy "
-                                                                      f"{100 * final:.2f}%"))
+                                                                      f"{100 * final:.2f}%",
+                                                   label_smoothing=cfg.label_smoothing))
     net.eval()
     return RunResult(run_dir=run.path, history=run.history, final_test_accuracy=final, metrics=run.metrics,
-                     model=net, steps=run.steps)
+                     model=net, steps=run.steps, final_test_accuracy_flip_tta=final_tta)
 
 
 def run_header(cfg: TrainConfig, net: nn.Module, prep: Prepared, device: torch.device,
                precision: Precision) -> dict[str, Any]:
     """What ``metrics.json`` says about a run before its first epoch: config, model and parameter
-    count, recipe and LRs, data (source, hash, subset sizes, normalization), device, precision,
-    versions and units."""
+    count, recipe and LRs, data (source, hash, subset sizes, normalization), device, the loader in use
+    (``"albumentations"`` or ``"device"``: ``cfg.loader`` resolved), precision, versions and units."""
     return {
         "status": "running",
         "stop_reason": None,
@@ -196,12 +212,14 @@ def run_header(cfg: TrainConfig, net: nn.Module, prep: Prepared, device: torch.d
                  "mean": list(prep.stats.mean), "std": list(prep.stats.std)},
         "device": device_name(device),
         "device_type": device.type,
+        "loader": prep.loader,
         "precision": precision.to_dict(),
         "torch_version": torch.__version__,
         "cifarhelpers_version": __version__,
         "python_version": platform.python_version(),
         "history": [],
         "final_test_accuracy": None,
+        "final_test_accuracy_flip_tta": None,
         "units": UNITS,
         "timings": {},
     }

@@ -2,14 +2,20 @@
 
 The train pipeline of the main job (transform set ``"cutout8"``), after David Page's 24-epoch
 ResNet recipe (https://github.com/davidcpage/cifar10-fast) and the cutout paper (DeVries & Taylor,
-2017, https://arxiv.org/abs/1708.04552):
+2017, "Improved Regularization of Convolutional Neural Networks with Cutout",
+https://arxiv.org/abs/1708.04552):
 
 1. pad 4 pixels each side (32 -> 40) with reflect-101 padding, then a random 32x32 crop;
 2. horizontal flip with probability 0.5;
-3. one 8x8 cutout hole (``CoarseDropout``) filled with the data set's mean colour, always applied;
-   the hole lies wholly inside the image (albumentations 2.x draws its top-left corner uniformly
-   from [0, 32 - 8]);
+3. one 8x8 cutout hole (``CoarseDropout``) filled with the data set's mean colour, always applied
+   (``"cutout8_p05"``: with probability 0.5 per image, the course's albumentations template); the
+   hole lies wholly inside the image (albumentations 2.x draws its top-left corner uniformly from
+   [0, 32 - 8]);
 4. normalize with the measured per-channel mean and std, then to a (3, 32, 32) float32 tensor.
+
+Each named set is a :class:`TransformSet` of :data:`TRANSFORM_SETS` (its parameters);
+:data:`DEVICE_TRANSFORM_SETS`, derived from them, are the sets
+:class:`cifarhelpers.device_loader.DeviceLoader` implements too.
 
 The test pipeline is step 4 alone. Every ``Compose`` is built with ``strict=True`` so a misspelt
 argument raises instead of being dropped with a warning.
@@ -25,7 +31,8 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
 
@@ -79,13 +86,11 @@ def pad_crop(pad: int = PAD, size: int = CROP) -> list:
 
 
 def cutout(mean: Stats, size: int = CUTOUT_SIZE, p: float = 1.0) -> A.CoarseDropout:
-    """One ``size`` x ``size`` hole filled with the mean colour (uint8 input), with probability ``p``."""
+    """One ``size`` x ``size`` hole filled with the mean colour (uint8 input), cut with probability ``p``
+    per image (cutout: DeVries & Taylor, 2017, https://arxiv.org/abs/1708.04552); the hole's top-left
+    corner is uniform in [0, side - size] on each axis, so it lies wholly inside the image."""
     return A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(size, size),
                            hole_width_range=(size, size), fill=mean_fill(mean), p=p)
-
-
-def _cutout8(mean: Stats) -> list:
-    return [*pad_crop(), A.HorizontalFlip(p=0.5), cutout(mean, CUTOUT_SIZE, p=1.0)]
 
 
 def shift_scale_rotate(mean: Stats, p: float = 0.5) -> A.Affine:
@@ -96,16 +101,56 @@ def shift_scale_rotate(mean: Stats, p: float = 0.5) -> A.Affine:
                     border_mode=cv2.BORDER_CONSTANT, fill=mean_fill(mean), p=p)
 
 
-def _affine_cutout16(mean: Stats) -> list:
-    # The DilatedNet variant's set: flip, shift-scale-rotate, one 16x16 hole (each with p=0.5).
-    return [A.HorizontalFlip(p=0.5), shift_scale_rotate(mean, p=0.5), cutout(mean, 16, p=0.5)]
+@dataclass(frozen=True)
+class TransformSet:
+    """A named train augmentation set: its uint8 -> uint8 steps, in this order, each present when its
+    parameter is non-zero.
+
+    Attributes:
+        pad: pixels added on each side (reflect-101) before a random ``CROP`` x ``CROP`` crop; 0: no crop.
+        flip_p: probability of a horizontal flip.
+        affine_p: probability of :func:`shift_scale_rotate`.
+        cutout_size: side of the one square cutout hole, pixels (DeVries & Taylor, 2017); 0: no cutout.
+        cutout_p: probability, per image, that the hole is cut.
+    """
+
+    pad: int = 0
+    flip_p: float = 0.0
+    affine_p: float = 0.0
+    cutout_size: int = 0
+    cutout_p: float = 1.0
+
+    def steps(self, mean: Stats) -> list:
+        """The albumentations steps; ``mean`` ([0, 1] scale) gives the fill of holes and corners."""
+        return [*(pad_crop(self.pad) if self.pad else []),
+                *([A.HorizontalFlip(p=self.flip_p)] if self.flip_p else []),
+                *([shift_scale_rotate(mean, self.affine_p)] if self.affine_p else []),
+                *([cutout(mean, self.cutout_size, self.cutout_p)] if self.cutout_size else [])]
+
+    @property
+    def on_device(self) -> bool:
+        """Whether :class:`~cifarhelpers.device_loader.DeviceLoader` implements the set: any pad-and-crop
+        and cutout, a flip with p 0.5, no affine step."""
+        return self.affine_p == 0 and self.flip_p == 0.5
 
 
-#: Named augmentation sets: name -> builder(mean) giving the uint8 steps before normalization.
-TRANSFORM_SETS: dict[str, Callable[[Stats], list]] = {
-    "cutout8": _cutout8,
-    "affine_cutout16": _affine_cutout16,
+#: Named augmentation sets: name -> :class:`TransformSet`.
+TRANSFORM_SETS: dict[str, TransformSet] = {
+    "cutout8": TransformSet(pad=PAD, flip_p=0.5, cutout_size=CUTOUT_SIZE, cutout_p=1.0),  # the main job's
+    "cutout8_p05": TransformSet(pad=PAD, flip_p=0.5, cutout_size=CUTOUT_SIZE, cutout_p=0.5),  # the course template's
+    # the DilatedNet variant's: flip, shift-scale-rotate, one 16x16 hole, each with p 0.5
+    "affine_cutout16": TransformSet(flip_p=0.5, affine_p=0.5, cutout_size=16, cutout_p=0.5),
 }
+#: The sets the device loader implements, in registry order (derived from :data:`TRANSFORM_SETS`).
+DEVICE_TRANSFORM_SETS: tuple[str, ...] = tuple(name for name, spec in TRANSFORM_SETS.items() if spec.on_device)
+
+
+def check_device_transform_set(loader: str, transform_set: str) -> None:
+    """Raise ConfigError when ``loader`` is ``"device"`` and the device loader does not implement
+    ``transform_set`` (``"auto"`` falls back to albumentations for such a set instead)."""
+    if loader == "device" and transform_set not in DEVICE_TRANSFORM_SETS:
+        raise ConfigError(f"loader='device' implements transform_set in {list(DEVICE_TRANSFORM_SETS)} only, got "
+                          f"{transform_set!r}: use loader='albumentations' or 'auto' for other augmentation sets")
 
 
 def augmentation_steps(mean: Stats, transform_set: str = "cutout8") -> list:
@@ -116,7 +161,7 @@ def augmentation_steps(mean: Stats, transform_set: str = "cutout8") -> list:
     """
     if transform_set not in TRANSFORM_SETS:
         raise ConfigError(f"unknown transform_set {transform_set!r}; choose one of {sorted(TRANSFORM_SETS)}")
-    return TRANSFORM_SETS[transform_set](mean)
+    return TRANSFORM_SETS[transform_set].steps(mean)
 
 
 def train_transform(mean: Stats, std: Stats, transform_set: str = "cutout8", seed: int | None = None) -> A.Compose:
@@ -146,13 +191,17 @@ def test_transform(mean: Stats, std: Stats) -> A.Compose:
 
 def _preview_steps(mean: Stats, transform_set: str) -> dict[str, list]:
     """Each step of a transform set alone, forced on (p=1) so a preview shows it."""
-    if transform_set == "affine_cutout16":
-        return {"horizontal flip": [A.HorizontalFlip(p=1.0)],
-                "shift, scale, rotate": [shift_scale_rotate(mean, p=1.0)],
-                "cutout 16x16": [cutout(mean, 16, p=1.0)]}
     augmentation_steps(mean, transform_set)  # an unknown name raises ConfigError here
-    return {"pad 4 + random crop 32": pad_crop(), "horizontal flip": [A.HorizontalFlip(p=1.0)],
-            f"cutout {CUTOUT_SIZE}x{CUTOUT_SIZE}": [cutout(mean)]}
+    spec, steps = TRANSFORM_SETS[transform_set], {}
+    if spec.pad:
+        steps[f"pad {spec.pad} + random crop {CROP}"] = pad_crop(spec.pad)
+    if spec.flip_p:
+        steps["horizontal flip"] = [A.HorizontalFlip(p=1.0)]
+    if spec.affine_p:
+        steps["shift, scale, rotate"] = [shift_scale_rotate(mean, p=1.0)]
+    if spec.cutout_size:
+        steps[f"cutout {spec.cutout_size}x{spec.cutout_size}"] = [cutout(mean, spec.cutout_size, p=1.0)]
+    return steps
 
 
 def preview_pipelines(mean: Stats, std: Stats, seed: int | None = None,
@@ -184,7 +233,7 @@ def augmentation_preview(images: np.ndarray, mean: Stats, std: Stats, seed: int 
     Returns:
         ``{"original": ..., <each step>: ..., "whole train pipeline": ...}``, each (N, 32, 32, 3):
         uint8 for the single steps, float in [0, 1] (un-normalized) for the whole pipeline. The steps
-        of ``"cutout8"``: ``"pad 4 + random crop 32"``, ``"horizontal flip"``, ``"cutout 8x8"``; of
+        of ``"cutout8"`` and ``"cutout8_p05"``: ``"pad 4 + random crop 32"``, ``"horizontal flip"``, ``"cutout 8x8"``; of
         ``"affine_cutout16"``: ``"horizontal flip"``, ``"shift, scale, rotate"``, ``"cutout 16x16"``.
 
     Raises:

@@ -173,6 +173,11 @@ def cli_negative_max_lr(ctx):
     cli(["--data-root", str(ctx.root), "--output-dir", str(ctx.out), "--max-lr", "-1"], status=2)
 
 
+def cli_word_after_a_boolean_flag(ctx):
+    # booleans are --amp / --no-amp; the old "--amp false" still works (deprecated), another word does not
+    cli(["--data-root", str(ctx.root), "--output-dir", str(ctx.out), "--amp", "maybe"], status=2)
+
+
 def cli_train_subset_beyond_cifar10(ctx):
     # refused before any data is read: the data root does not even exist
     cli(["--data-root", str(ctx.scratch / "nowhere"), "--output-dir", str(ctx.out), "--train-subset", "60000"],
@@ -377,6 +382,9 @@ CASES = {
                                   (r"argument --epochs", r"expected an integer, got 'three'")),
     "cli_negative_max_lr": Case(cli_negative_max_lr, CliFailed,
                                 (r"max_lr=-1\.0 \(float\) is invalid", r"finite number > 0\.0 or None")),
+    "cli_word_after_a_boolean_flag": Case(cli_word_after_a_boolean_flag, CliFailed,
+                                          (r"argument --amp: takes no value, got 'maybe'",
+                                           r"write --amp or --no-amp")),
     "cli_train_subset_beyond_cifar10": Case(cli_train_subset_beyond_cifar10, CliFailed,
                                             (r"train_subset=60000 is out of range: it must be an integer from 1 to "
                                              r"50,000 \(CIFAR-10 has 50,000 training images\)",

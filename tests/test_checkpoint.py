@@ -102,7 +102,7 @@ def _wait_for_epoch(proc: subprocess.Popen, parent: Path, epoch: int, limit_s: f
 def test_run_killed_during_epoch_2_and_resumed_ends_exactly_like_the_run_left_alone(loader, small_root, tmp_path):
     args = ["--data-root", str(small_root), "--model", "dilated_net", "--device", "cpu", "--train-subset", "128",
             "--test-subset", "50", "--batch-size", "32", "--epochs", "3", "--seed", "1", "--max-lr", "0.005",
-            "--loader", loader, "--quiet"]
+            "--loader", loader, "--quiet", "--recipe", "onecycle_adam", "--transform-set", "cutout8"]  # not its own
     env = {**os.environ, **SUBPROCESS_ENV}
 
     alone = subprocess.run(_cli(*args, "--output-dir", str(tmp_path / "alone")), cwd=REPO, env=env,
@@ -153,7 +153,7 @@ def test_sigterm_stops_the_run_cleanly_and_records_it(small_root, tmp_path):
     metrics.json (status "interrupted") and on stderr (with the command to continue it)."""
     args = ["--data-root", str(small_root), "--model", "dilated_net", "--device", "cpu", "--train-subset", "64",
             "--test-subset", "50", "--batch-size", "32", "--epochs", "30", "--seed", "1", "--max-lr", "0.005",
-            "--loader", "device", "--quiet", "--output-dir", str(tmp_path)]
+            "--loader", "device", "--quiet", "--output-dir", str(tmp_path), "--transform-set", "cutout8"]
     proc = subprocess.Popen(_cli(*args), cwd=REPO, env={**os.environ, **SUBPROCESS_ENV},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -33,7 +33,13 @@ def test_defaults_are_the_main_job():
     ("max_lr", math.nan, r"max_lr=nan.*finite"),
     ("max_lr", math.inf, r"max_lr=inf.*finite"),
     ("max_lr", "0.01", r"max_lr='0.01' \(str\)"),
-    ("min_lr", 0, r"min_lr=0 \(int\).*> 0.0"),
+    ("min_lr", -0.1, r"min_lr=-0.1 \(float\).*>= 0.0"),
+    ("end_lr", -1e-3, r"end_lr=-0.001 \(float\).*>= 0.0 or None"),
+    ("end_lr", "0", r"end_lr='0' \(str\)"),
+    ("logit_scale", 0, r"logit_scale=0 \(int\).*finite number > 0.0"),
+    ("logit_scale", math.inf, r"logit_scale=inf.*finite"),
+    ("warmup_epochs", -1, r"warmup_epochs=-1.*integer >= 0"),
+    ("warmup_epochs", 1.5, r"warmup_epochs=1.5 \(float\).*integer"),
     ("pct_start", 1.0, r"pct_start=1.0.*< 1.0"),
     ("weight_decay", -1e-4, r"weight_decay.*>= 0.0"),
     ("label_smoothing", 1.0, r"label_smoothing=1.0.*< 1.0"),
@@ -54,12 +60,37 @@ def test_invalid_values_are_refused_with_the_rule(field, value, message):
 
 
 def test_min_lr_above_max_lr_is_refused():
-    with pytest.raises(ConfigError, match=r"min_lr=0.5 is above max_lr=0.1"):
+    with pytest.raises(ConfigError, match=r"min_lr=0.5 is above max_lr=0.1: min_lr must be <= max_lr"):
         TrainConfig(max_lr=0.1, min_lr=0.5)
 
 
+def test_end_lr_is_checked_against_max_lr_or_the_recipes_default():
+    with pytest.raises(ConfigError, match=r"end_lr=0.2 is above max_lr=0.1: end_lr must be <= max_lr; lower end_lr"):
+        TrainConfig(max_lr=0.1, end_lr=0.2)
+    with pytest.raises(ConfigError, match=r"end_lr=0.01 is above max_lr=0.005 \(the default of recipe "
+                                          r"'onecycle_adam'\)"):
+        TrainConfig(end_lr=0.01)
+    assert TrainConfig(max_lr=0.1, end_lr=0.1).resolved_end_lr == 0.1
+    assert TrainConfig(end_lr=0.0).resolved_end_lr == 0.0
+    assert TrainConfig().resolved_end_lr == TrainConfig().resolved_min_lr, "None: LRMIN, today's end"
+
+
+def test_lrmin_zero_is_refused_where_onecycle_lr_divides_by_it_only():
+    with pytest.raises(ConfigError, match=r"min_lr=0 is invalid with recipe='onecycle_adam': PyTorch's OneCycleLR .*"
+                                          r"div_factor.*use recipe='onecycle_sgd'"):
+        TrainConfig(min_lr=0)
+    assert TrainConfig(recipe="onecycle_sgd", min_lr=0.0, end_lr=0.0).resolved_min_lr == 0.0
+    assert TrainConfig(recipe="plateau_sgd", min_lr=0.0).recipe == "plateau_sgd", "a recipe that ignores it"
+
+
+def test_find_takes_lrmin_and_end_lr_none_or_zero_only():
+    assert TrainConfig(recipe="onecycle_sgd", max_lr="find", min_lr=0.0, end_lr=0.0).end_lr == 0.0
+    with pytest.raises(ConfigError, match=r"end_lr=0.001 with max_lr='find'.*leave end_lr None \(or 0\)"):
+        TrainConfig(max_lr="find", end_lr=0.001)
+
+
 def test_device_loader_only_implements_the_main_augmentations():
-    with pytest.raises(ConfigError, match=r"loader='device' implements transform_set='cutout8' only"):
+    with pytest.raises(ConfigError, match=r"loader='device' implements transform_set in \['cutout8', 'cutout8_p05'\] only"):
         TrainConfig(loader="device", transform_set="affine_cutout16")
 
 

@@ -119,6 +119,66 @@ def test_batch_statistics_match_the_albumentations_path(cifar, cifar_stats):
     assert (a == 0).all(dim=1).float().mean().item() == pytest.approx(64 / 1024, abs=1e-3)
 
 
+def test_the_hole_probability_is_a_bernoulli_draw_per_image_after_the_other_draws():
+    always = draw_augmentation(20_000, torch.Generator().manual_seed(5))
+    half = draw_augmentation(20_000, torch.Generator().manual_seed(5), hole_p=0.5)
+    assert always.cut is None, "p = 1 draws nothing more: cutout8's stream is the one pinned"
+    for name in ("dy", "dx", "flip", "hole_y", "hole_x"):
+        assert torch.equal(getattr(always, name), getattr(half, name)), f"{name}: drawn first, unchanged by hole_p"
+    assert half.cut.dtype == torch.bool and abs(half.cut.float().mean().item() - 0.5) < 0.015
+    none = draw_augmentation(1000, torch.Generator().manual_seed(5), hole_p=0.0)
+    assert not none.cut.any()
+
+
+def test_an_image_not_drawn_for_cutout_keeps_every_pixel():
+    padded = torch.arange(2 * 3 * 40 * 40, dtype=torch.float32).view(2, 3, 40, 40) + 1  # no zeros
+    aug = Augmentation(dy=torch.tensor([4, 4]), dx=torch.tensor([4, 4]), flip=torch.tensor([0, 0]),
+                       hole_y=torch.tensor([3, 3]), hole_x=torch.tensor([5, 5]), cut=torch.tensor([True, False]))
+    out = apply_augmentation(padded, aug)
+    assert (out[0] == 0).all(dim=0).sum() == 64 and out[0, :, 3:11, 5:13].eq(0).all()
+    assert torch.equal(out[1], padded[1, :, 4:36, 4:36]), "no hole where cut is False"
+
+
+def holes_per_image(batches: torch.Tensor, value: float) -> torch.Tensor:
+    """Pixels of each image of a constant-``value`` batch that differ from it (cutout holes: crops,
+    flips and reflect padding of a constant image change nothing)."""
+    return ((batches - value).abs() > 1e-3).any(dim=1).sum(dim=(1, 2))
+
+
+@pytest.mark.parametrize("transform_set, p", [("cutout8", 1.0), ("cutout8_p05", 0.5)])
+def test_the_share_of_images_with_a_hole_matches_the_albumentations_path(transform_set, p):
+    """Both paths augment 2,000 copies of a constant image with the set: every hole is one whole 8x8
+    square, and the share of images with one is the set's cutout probability in both."""
+    n = 2000
+    images = np.full((n, 32, 32, 3), 200, np.uint8)
+    value = (200 / 255 - MEAN[0]) / STD[0]  # channel 0 of the constant image, normalized
+    device = DeviceLoader(images, np.zeros(n), mean=MEAN, std=STD, batch_size=500, device="cpu", train=True,
+                          transform_set=transform_set)
+    albu = AlbumentationsLoader(images, np.zeros(n), T.train_transform(MEAN, STD, transform_set), batch_size=500,
+                                train=True)
+    device.set_epoch(0)
+    albu.set_epoch(0)
+    shares = {}
+    for name, loader in (("device", device), ("albumentations", albu)):
+        holes = holes_per_image(torch.cat([x for x, _ in loader])[:, :1], value)
+        assert set(holes.tolist()) <= {0, 64}, f"{name}: a hole is a whole 8x8 square"
+        shares[name] = (holes == 64).float().mean().item()
+    if p == 1.0:
+        assert shares == {"device": 1.0, "albumentations": 1.0}
+    else:  # binomial(2000, 0.5): standard deviation 0.011
+        assert abs(shares["device"] - p) < 0.05 and abs(shares["albumentations"] - p) < 0.05, shares
+        assert abs(shares["device"] - shares["albumentations"]) < 0.06, shares
+
+
+def test_the_device_loader_refuses_a_set_it_does_not_implement():
+    from cifarhelpers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"implements transform_set in \['cutout8', 'cutout8_p05'\] only, got "
+                                          r"'affine_cutout16'"):
+        DeviceLoader(coordinate_images(4), np.zeros(4), mean=MEAN, std=STD, batch_size=2, device="cpu", train=True,
+                     transform_set="affine_cutout16")
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\) uint8"):
         DeviceLoader(np.zeros((4, 32, 32, 3), np.float32), np.zeros(4), mean=MEAN, std=STD, batch_size=2,

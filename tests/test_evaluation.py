@@ -73,8 +73,9 @@ def test_flip_tta_averages_the_softmax_of_each_image_and_its_mirror():
     assert tta.accuracy != plain.accuracy, "the mirror outvotes some images: TTA changes the accuracy here"
     assert tta.losses == pytest.approx(-np.log(p_tta), abs=1e-4)
     assert np.array_equal(tta.images, images), "the unflipped images are kept for display"
-    reused = predict_with_flip_tta(model, images, labels, MEAN, STD, plain=plain, device="cpu", progress=False)
-    assert np.array_equal(reused.probabilities, tta.probabilities), "the plain pass given is the one it would make"
+    blocked = predict_with_flip_tta(model, images, labels, MEAN, STD, device="cpu", batch_size=2, channels_last=True,
+                                    progress=False)
+    assert np.allclose(blocked.probabilities, tta.probabilities, atol=1e-6), "batching and memory format change nothing"
 
 
 def test_flip_tta_changes_nothing_for_a_flip_invariant_model():
@@ -112,10 +113,29 @@ def test_evaluate_run_reproduces_the_runs_test_accuracy_and_writes_eval_json(fin
     assert [row["accuracy"] for row in result["per_class"]] == pytest.approx((np.diag(matrix) / 5).tolist())
     assert 0.0 <= result["tta"]["accuracy"] <= 1.0 and result["tta"]["accuracy_change"] == pytest.approx(
         result["tta"]["accuracy"] - result["accuracy"])
+    # the run measured flip TTA after its last epoch with the same computation: the same figure
+    assert result["tta"]["accuracy"] == finished_run.final_test_accuracy_flip_tta
+    assert result["tta"]["run_final_test_accuracy_flip_tta"] == finished_run.metrics["final_test_accuracy_flip_tta"]
     assert result["data"]["same_copy_as_run"] is True and result["units"]["accuracy"].startswith("fraction")
     written = json.loads((finished_run.run_dir / EVAL_FILE).read_text())
     assert written == json.loads(json.dumps(result)), "eval.json holds exactly what was returned"
     assert not list(finished_run.run_dir.glob(".*.tmp")), "written atomically: no temp file left"
+
+
+@pytest.mark.data
+def test_a_device_loader_runs_flip_tta_is_the_one_cifar_eval_measures(small_data, tmp_path, one_thread):
+    """The device loader's test set lives on the device, already normalized: the run's flip TTA there
+    gives the figure that evaluation through the albumentations test pipeline gives."""
+    from cifarhelpers.config import TrainConfig
+    from cifarhelpers.train import fit
+
+    cfg = TrainConfig(model="dilated_net", epochs=1, batch_size=32, train_subset=160, test_subset=50, seed=4,
+                      device="cpu", loader="device", output_dir=str(tmp_path))
+    run = fit(cfg, data=small_data, progress=False)
+    assert run.metrics["loader"] == "device" and 0.0 <= run.final_test_accuracy_flip_tta <= 1.0
+    result = evaluate_run(run.run_dir, device="cpu", data=small_data, progress=False, write=False)
+    assert result["accuracy"] == run.final_test_accuracy
+    assert result["tta"]["accuracy"] == run.final_test_accuracy_flip_tta == run.history[-1]["test_accuracy_flip_tta"]
 
 
 @pytest.mark.data

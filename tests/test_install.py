@@ -6,7 +6,7 @@ CPU build of torch 2.13.0 and torchvision 0.28.0 that this project's machines ke
 where they are absent) and asks pip, without installing, what ``pip install -e '.[notebooks]'``
 would install: neither torch nor torchvision may be among it. (Where torch is installed without
 torchvision, pip takes the newest torchvision, which pins the newest torch: install the torchvision
-that pairs with your torch first; README says so.)
+that pairs with your torch first; docs/install.md says so.)
 """
 
 from __future__ import annotations

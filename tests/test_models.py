@@ -1,4 +1,5 @@
-"""Model zoo: exact parameter counts, output shapes, registry, summaries, receptive fields."""
+"""Model zoo: exact parameter counts, output shapes, logit scale, registry and each model's own settings,
+summaries, receptive fields."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.models import MODEL_NAMES, ResNet18, build_model, count_parameters
+from cifarhelpers.models import MODEL_DEFAULTS, MODEL_NAMES, ResNet18, build_model, count_parameters
 from cifarhelpers.receptive_field import (
     format_receptive_field_table,
     output_receptive_field,
@@ -56,6 +57,36 @@ def test_unknown_model_lists_the_known_ones():
         build_model("resnet50")
     with pytest.raises(ConfigError, match=r"does not accept \['depth'\]"):
         build_model("custom_resnet", depth=3)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_logit_scale_multiplies_the_logits_and_adds_no_parameter(name):
+    x = torch.randn(3, 3, 32, 32)
+    outputs = []
+    for scale in (1.0, 0.125):
+        torch.manual_seed(0)
+        model = build_model(name, logit_scale=scale).eval()
+        assert count_parameters(model) == PARAMETERS[name]
+        with torch.no_grad():
+            outputs.append(model(x))
+    assert torch.allclose(outputs[1], 0.125 * outputs[0], rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(outputs[1], outputs[0])
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), True])
+def test_a_logit_scale_that_is_not_positive_and_finite_is_refused(scale):
+    with pytest.raises(ConfigError, match=r"model 'custom_resnet': logit_scale=.* must be a finite number > 0"):
+        build_model("custom_resnet", logit_scale=scale)
+
+
+def test_every_model_has_its_own_settings_beside_the_registry():
+    assert set(MODEL_DEFAULTS) == set(MODEL_NAMES)
+    assert {name: (d["recipe"], d["epochs"]) for name, d in MODEL_DEFAULTS.items()} == {
+        "custom_resnet": ("onecycle_adam", 24), "resnet18": ("plateau_sgd", 20), "dilated_net": ("step_sgd", 100)}
+    assert MODEL_DEFAULTS["dilated_net"]["transform_set"] == "affine_cutout16"
+    assert MODEL_DEFAULTS["resnet18"]["warmup_epochs"] == 5
+    with pytest.raises(TypeError):
+        MODEL_DEFAULTS["resnet18"]["epochs"] = 3  # read-only
 
 
 def test_resnet18_groups_are_a_parameter():
@@ -143,3 +174,17 @@ def test_receptive_field_walk_changes_nothing_and_formats():
     text = format_receptive_field_table(receptive_field_table(model))
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert text.splitlines()[0].split()[:3] == ["layer", "op", "k"] and "block3.0.0" in text
+
+
+@pytest.mark.data
+def test_a_run_trains_and_reloads_its_model_with_its_logit_scale(small_data, tmp_path):
+    from cifarhelpers.checkpoint import load_run_model
+    from cifarhelpers.config import TrainConfig
+    from cifarhelpers.train import fit
+
+    cfg = TrainConfig(model="dilated_net", device="cpu", train_subset=64, test_subset=50, batch_size=32, epochs=1,
+                      logit_scale=0.125, output_dir=str(tmp_path))
+    result = fit(cfg, data=small_data, progress=False)
+    assert result.model.logit_scale == 0.125
+    model, metrics = load_run_model(result.run_dir)
+    assert model.logit_scale == 0.125 and metrics["config"]["logit_scale"] == 0.125

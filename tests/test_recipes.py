@@ -1,7 +1,9 @@
-"""Recipes: LR values of the OneCycle schedule, the cadence of every scheduler, and a real step
-per model and recipe that lowers the loss."""
+"""Recipes: LR and momentum of every step against PyTorch's OneCycleLR and cifar10-fast's formula, the
+warm-up, the cadence of every scheduler, and a real step per model and recipe that lowers the loss."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -47,17 +49,138 @@ def test_onecycle_steps_per_batch():
     assert schedule.lr == lr, "the end of an epoch does not"
 
 
-def test_onecycle_sgd_is_nesterov_sgd_on_the_onecycle_adam_schedule():
-    cfg = TrainConfig(recipe="onecycle_sgd", weight_decay=5e-4)
+def _pytorch_onecycle(cfg: TrainConfig, steps: int, **options) -> list[tuple[float, float]]:
+    """(LR, beta1) of every step of PyTorch's own OneCycleLR on Adam, built here from ``options``."""
+    optimizer = torch.optim.Adam(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, epochs=cfg.epochs, steps_per_epoch=steps,
+                                                    pct_start=cfg.pct_start, anneal_strategy="linear", **options)
+    seen = []
+    for _ in range(cfg.epochs * steps):
+        seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"][0]))
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def _recipe_steps(cfg: TrainConfig, steps: int) -> list[tuple[float, float]]:
+    """(LR, momentum or beta1) of every step of ``cfg``'s recipe."""
+    optimizer, schedule = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=steps)
+    key = "betas" if isinstance(optimizer, torch.optim.Adam) else "momentum"
+    seen = []
+    for epoch in range(cfg.epochs):
+        for _ in range(steps):
+            value = optimizer.param_groups[0][key]
+            seen.append((schedule.lr, value[0] if key == "betas" else value))
+            optimizer.step()
+            schedule.after_batch()
+        schedule.after_epoch(test_loss=1.0 / (epoch + 1))
+    return seen
+
+
+def test_onecycle_adam_is_pytorchs_onecycle_with_lrmin_and_the_end_lr_as_div_factors():
+    # PyTorch's defaults (div_factor 25, final_div_factor 1e4: the course template's), given as LRs
+    cfg = TrainConfig(max_lr=0.01, min_lr=0.01 / 25, end_lr=0.01 / 25 / 1e4, epochs=8, pct_start=0.25)
+    ours = _recipe_steps(cfg, STEPS)
+    theirs = _pytorch_onecycle(cfg, STEPS, max_lr=0.01, div_factor=25.0, final_div_factor=1e4, three_phase=False)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, err_msg="LR and beta1 of every step")
+    assert ours[0][0] == pytest.approx(4e-4) and ours[-1][0] < 1e-6, "ends near zero"
+    lrs = [lr for lr, _ in ours]
+    assert max(lrs) == pytest.approx(0.01) and lrs.index(max(lrs)) == 2 * STEPS - 1
+    assert ours[0][1] == pytest.approx(0.95) and min(b for _, b in ours) == pytest.approx(0.85), "beta1 cycled"
+
+
+@pytest.mark.parametrize("end_lr, final_div_factor", [(None, 1.0), (0.0005, 2.0), (0.0, math.inf)])
+def test_onecycle_adam_end_lr_sets_final_div_factor_and_none_keeps_lrmin(end_lr, final_div_factor):
+    cfg = TrainConfig(max_lr=0.01, end_lr=end_lr, epochs=3)
+    ours = _recipe_steps(cfg, STEPS)
+    theirs = _pytorch_onecycle(cfg, STEPS, max_lr=0.01, div_factor=10.0, final_div_factor=final_div_factor)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert cfg.resolved_end_lr == pytest.approx(0.001 if end_lr is None else end_lr)
+
+
+def _cifar10_fast_lr(step: int, steps_per_epoch: int) -> float:
+    """cifar10-fast's 24-epoch LR of 0-based step ``step`` on the mean loss: PiecewiseLinear([0, 5, 24], [0, 0.4, 0])
+    at (step + 1) / steps_per_epoch epochs (its optimizer counts the step before reading the LR)."""
+    t = (step + 1) / steps_per_epoch
+    return 0.4 * t / 5 if t <= 5 else 0.4 * (24 - t) / 19
+
+
+def test_onecycle_sgd_is_cifar10_fasts_24_epoch_recipe():
+    cfg = TrainConfig.preset(recipe="onecycle_sgd")
+    assert (cfg.weight_decay, cfg.label_smoothing, cfg.logit_scale, cfg.min_lr, cfg.end_lr) == (5e-4, 0.2, 0.125, 0, 0)
     optimizer, _ = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=STEPS)
     assert isinstance(optimizer, torch.optim.SGD)
-    assert optimizer.defaults["nesterov"] and optimizer.defaults["weight_decay"] == 5e-4
+    assert optimizer.defaults["nesterov"] is True and optimizer.defaults["weight_decay"] == 5e-4
+    seen = _recipe_steps(cfg, STEPS)
+    assert len(seen) == 24 * STEPS
+    expected = [_cifar10_fast_lr(i, STEPS) for i in range(24 * STEPS)]
+    assert [lr for lr, _ in seen] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert all(momentum == 0.9 for _, momentum in seen), "no momentum cycling"
+    assert seen[0][0] == pytest.approx(0.4 / (5 * STEPS)) and seen[5 * STEPS - 1][0] == pytest.approx(0.4)
+    assert seen[-1][0] == 0.0, "annealed to 0 on the last step"
+
+
+def test_onecycle_sgd_on_the_mean_loss_takes_cifar10_fasts_steps_on_the_summed_loss():
+    torch.manual_seed(0)
+    batch, x, y = 16, torch.randn(3, 16, 5, dtype=torch.float64), torch.randint(0, 3, (3, 16))
+    start = torch.nn.Linear(5, 3).double()
+    weights = []
+    for reduction, lr, weight_decay in (("mean", 0.4, 5e-4), ("sum", 0.4 / batch, 5e-4 * batch)):
+        model = torch.nn.Linear(5, 3).double()
+        model.load_state_dict(start.state_dict())
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+        for step in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[step]), y[step], reduction=reduction).backward()
+            optimizer.step()
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert not torch.allclose(weights[0], torch.cat([p.detach().flatten() for p in start.parameters()]))
+    assert torch.allclose(weights[0], weights[1], rtol=1e-12, atol=1e-14)
+
+
+def test_onecycle_sgd_takes_lrmin_end_lr_and_the_peak_from_the_config():
+    cfg = TrainConfig.preset(recipe="onecycle_sgd", max_lr=0.2, min_lr=0.02, end_lr=0.01, epochs=4, pct_start=0.25)
     lrs = lr_schedule(cfg, STEPS)
-    assert max(lrs) == pytest.approx(0.4) and lrs[0] == pytest.approx(0.04) and lrs[-1] == pytest.approx(0.04)
-    assert lrs == pytest.approx([lr * 80 for lr in lr_schedule(TrainConfig(), STEPS)]), "0.4 / 0.005: the same shape"
+    assert lrs[STEPS - 1] == pytest.approx(0.2) and lrs[-1] == pytest.approx(0.01)
+    assert lrs[0] == pytest.approx(0.02 + 0.18 / STEPS), "step 0 is at 1/STEPS of the rise"
 
 
-@pytest.mark.parametrize("recipe, key", [("onecycle_sgd", "momentum"), ("onecycle_adam", "betas")])
+@pytest.mark.parametrize("recipe", ["onecycle_adam", "onecycle_sgd"])
+def test_onecycle_recipes_ignore_the_warmup(recipe):
+    cfg = TrainConfig.preset(recipe=recipe, epochs=4)
+    assert lr_schedule(cfg.replace(warmup_epochs=2), STEPS) == lr_schedule(cfg, STEPS)
+
+
+@pytest.mark.parametrize("recipe", ["plateau_sgd", "step_sgd"])
+def test_sgd_warmup_rises_linearly_per_step_then_the_recipe_starts(recipe):
+    cfg = TrainConfig(recipe=recipe, warmup_epochs=2, epochs=30)
+    lr = RECIPES[recipe].default_lr
+    lrs = lr_schedule(cfg, STEPS)
+    assert lrs[: 2 * STEPS] == pytest.approx([lr * (k + 1) / (2 * STEPS) for k in range(2 * STEPS)], rel=1e-12)
+    assert lrs[2 * STEPS] == lr
+    if recipe == "step_sgd":  # StepLR counts its 20 epochs from the end of the warm-up
+        assert lrs[22 * STEPS - 1] == lr and lrs[22 * STEPS] == pytest.approx(lr / 10)
+
+
+def test_plateau_does_not_cut_the_lr_during_the_warmup_and_a_resumed_warmup_continues():
+    cfg = TrainConfig(recipe="plateau_sgd", warmup_epochs=4, epochs=10)
+    optimizer, schedule = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=2)
+    for epoch in range(3):  # a test loss that gets worse: no cut while warming up
+        for _ in range(2):
+            optimizer.step()
+            schedule.after_batch()
+        schedule.after_epoch(test_loss=1.0 + epoch)
+    assert schedule.lr == pytest.approx(0.1 * 7 / 8)
+    optimizer2, schedule2 = build_optimizer(torch.nn.Linear(2, 2), cfg, steps_per_epoch=2)
+    optimizer2.load_state_dict(optimizer.state_dict())
+    schedule2.load_state_dict(schedule.state_dict())
+    for sched, opt in ((schedule, optimizer), (schedule2, optimizer2)):
+        opt.step()
+        sched.after_batch()
+    assert schedule2.lr == schedule.lr == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("recipe, key", [("onecycle_adam", "betas")])  # onecycle_sgd keeps 0.9 (test above)
 def test_onecycle_cycles_the_momentum_against_the_lr(recipe, key):
     optimizer, schedule = build_optimizer(torch.nn.Linear(2, 2), TrainConfig(recipe=recipe), steps_per_epoch=STEPS)
     seen = []
@@ -155,3 +278,24 @@ def test_ten_steps_lower_the_loss_on_a_fixed_real_batch(real_batch, model_name, 
         schedule.after_batch()
     after = loss_now()
     assert after < 0.75 * before, f"{model_name}/{recipe}: loss {before:.3f} -> {after:.3f}"
+
+
+@pytest.mark.data
+def test_resnet18s_warmup_lowers_the_loss_where_lr_0_1_from_the_start_blows_it_up(real_batch):
+    images, labels = real_batch  # batch 512 on 50,000 images: 97 steps per epoch, 485 warm-up steps
+    losses = {}
+    for warmup in (5, 0):
+        cfg = TrainConfig.preset(model="resnet18", warmup_epochs=warmup)
+        torch.manual_seed(0)
+        model = build_model("resnet18", logit_scale=cfg.logit_scale)
+        optimizer, schedule = build_optimizer(model, cfg, steps_per_epoch=97)
+        criterion, losses[warmup] = build_criterion(cfg), []
+        for _ in range(4):
+            loss = criterion(model(images), labels)
+            losses[warmup].append(loss.item())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.after_batch()
+    assert losses[5][-1] < losses[5][0], f"with the warm-up: {losses[5]}"
+    assert losses[0][-1] > 2 * losses[0][0], f"LR 0.1 from the start: {losses[0]}"

@@ -83,7 +83,7 @@ def test_random_search_is_seeded_and_stays_inside_its_bounds():
     ({"grid": {"seed": [0, 1]}}, r"cannot vary 'seed': list the seeds in seeds="),
     ({"grid": {"output_dir": ["a", "b"]}}, r"cannot vary 'output_dir'"),
     ({"grid": {"transform_set": ["affine_cutout16"]}, "base": {"loader": "device"}},
-     r"loader='device' implements transform_set='cutout8' only"),
+     r"loader='device' implements transform_set in \['cutout8', 'cutout8_p05'\] only"),
     ({"random": {"max_lr": ("normal", 0, 1)}}, r"is not a distribution"),
     ({"random": {"max_lr": ("loguniform", 0.0, 1.0)}}, r"random\['max_lr'\] low=0.0 .* > 0.0"),
     ({"seeds": ()}, r"seeds=\(\) must be a non-empty list"),

@@ -88,6 +88,37 @@ def test_same_seed_gives_the_same_history_and_another_seed_does_not(cifar, tmp_p
     assert len(list(tmp_path.iterdir())) == 3, "each run wrote its own folder"
 
 
+@pytest.mark.data
+def test_a_run_records_flip_tta_after_its_last_epoch_and_the_loader_it_used(small_data, tmp_path, one_thread):
+    cfg = TrainConfig(model="dilated_net", epochs=2, batch_size=32, train_subset=64, test_subset=50, seed=3,
+                      device="cpu", output_dir=str(tmp_path))
+    assert cfg.loader == "auto"
+    result = fit(cfg, data=small_data, progress=False)
+    metrics = json.loads((result.run_dir / METRICS_FILE).read_text())
+    first, last = metrics["history"]
+    assert "test_accuracy_flip_tta" not in first, "measured once, when the run completes"
+    tta = last["test_accuracy_flip_tta"]
+    assert metrics["final_test_accuracy_flip_tta"] == tta == result.final_test_accuracy_flip_tta
+    assert tta * 50 == round(tta * 50) and 0.0 <= tta <= 1.0, "a fraction of the 50 test images"
+    assert metrics["final_test_accuracy"] == last["test_accuracy"] == result.final_test_accuracy, "the headline: plain"
+    assert "horizontal flip" in metrics["units"]["test_accuracy_flip_tta"] and last["flip_tta_seconds"] > 0
+    assert metrics["loader"] == "albumentations", "auto on a CPU: the albumentations loader, recorded resolved"
+
+
+@pytest.mark.parametrize("device_type, transform_set, expected", [
+    ("cuda", "cutout8", "device"), ("cuda", "cutout8_p05", "device"),
+    ("cuda", "affine_cutout16", "albumentations"),  # not implemented by the device loader: no error, the reference
+    ("cpu", "cutout8", "albumentations"), ("mps", "cutout8", "albumentations"),
+])
+def test_the_auto_loader_is_the_device_loader_on_cuda_and_albumentations_elsewhere(device_type, transform_set,
+                                                                                   expected):
+    from cifarhelpers.loaders import resolved_loader
+
+    assert resolved_loader("auto", transform_set, device_type) == expected
+    assert resolved_loader("albumentations", transform_set, device_type) == "albumentations", "explicit choices stay"
+    assert resolved_loader("device", "cutout8", device_type) == "device"
+
+
 # -- command line ---------------------------------------------------------------------------
 
 @pytest.mark.data

@@ -101,6 +101,29 @@ def test_dilated_transform_set_builds():
     assert out.shape == (3, 32, 32)
 
 
+def test_cutout8_p05_is_cutout8_with_cutout_probability_one_half():
+    full, half = T.TRANSFORM_SETS["cutout8"], T.TRANSFORM_SETS["cutout8_p05"]
+    assert (half.pad, half.flip_p, half.affine_p, half.cutout_size) == (full.pad, full.flip_p, full.affine_p,
+                                                                        full.cutout_size) == (4, 0.5, 0.0, 8)
+    assert (full.cutout_p, half.cutout_p) == (1.0, 0.5)
+    steps = augmentation_steps(MEAN, "cutout8_p05")
+    assert [type(s).__name__ for s in steps] == [type(s).__name__ for s in augmentation_steps(MEAN, "cutout8")]
+    assert steps[-1].p == 0.5 and augmentation_steps(MEAN, "cutout8")[-1].p == 1.0
+    assert list(preview_pipelines(MEAN, STD, transform_set="cutout8_p05")) == list(preview_pipelines(MEAN, STD))
+
+
+def test_the_device_loaders_sets_are_derived_from_the_registry():
+    assert T.DEVICE_TRANSFORM_SETS == ("cutout8", "cutout8_p05")
+    assert all(T.TRANSFORM_SETS[name].affine_p == 0 for name in T.DEVICE_TRANSFORM_SETS)
+    assert not T.TRANSFORM_SETS["affine_cutout16"].on_device
+    for loader in ("auto", "albumentations"):
+        T.check_device_transform_set(loader, "affine_cutout16")  # auto falls back to albumentations: no error
+    T.check_device_transform_set("device", "cutout8_p05")
+    with pytest.raises(ConfigError, match=r"loader='device' implements transform_set in \['cutout8', 'cutout8_p05'\] "
+                                          r"only, got 'affine_cutout16'"):
+        T.check_device_transform_set("device", "affine_cutout16")
+
+
 def test_bad_arguments_are_explained():
     with pytest.raises(ConfigError, match=r"unknown transform_set 'nope'.*cutout8"):
         train_transform(MEAN, STD, "nope")

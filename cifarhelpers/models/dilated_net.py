@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import check_logit_scale, scale_logits
+
 
 class ConvUnit(nn.Sequential):
     """conv3x3 (stride, dilation; padding keeps the size at stride 1) -> BN -> ReLU -> Dropout."""
@@ -56,10 +58,15 @@ class DilatedNet(nn.Module):
     Args:
         num_classes: output logits.
         dropout: dropout probability after every unit.
+        logit_scale: the logits are multiplied by it (:func:`~cifarhelpers.models.layers.scale_logits`), finite > 0.
+
+    Raises:
+        ValueError: ``logit_scale`` is not a finite number > 0.
     """
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.05):
+    def __init__(self, num_classes: int = 10, dropout: float = 0.05, logit_scale: float = 1.0):
         super().__init__()
+        self.logit_scale = check_logit_scale(logit_scale)
         self.stem = DepthwiseSeparable(3, 16, dropout=dropout)
         self.block1 = nn.Sequential(ConvUnit(16, 32, dropout=dropout), ConvUnit(32, 32, stride=2, dropout=dropout))
         self.block2 = nn.Sequential(
@@ -74,4 +81,4 @@ class DilatedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block4(self.block3(self.block2(self.block1(self.stem(x)))))
-        return torch.flatten(self.head(self.pool(x)), 1)
+        return scale_logits(torch.flatten(self.head(self.pool(x)), 1), self.logit_scale)

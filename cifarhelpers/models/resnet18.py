@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import check_logit_scale, scale_logits
+
 
 class BasicBlock(nn.Module):
     """conv3x3-GN-ReLU-conv3x3-GN plus the shortcut, then ReLU. The shortcut is the identity,
@@ -43,13 +45,15 @@ class ResNet18(nn.Module):
         num_classes: output logits.
         num_groups: GroupNorm groups; must divide 64 (and so every width). 32 is Wu & He's default;
             1 gives LayerNorm-like, 64 InstanceNorm-like normalization.
+        logit_scale: the logits are multiplied by it (:func:`~cifarhelpers.models.layers.scale_logits`), finite > 0.
 
     Raises:
-        ValueError: ``num_groups`` does not divide 64.
+        ValueError: ``num_groups`` does not divide 64, or ``logit_scale`` is not a finite number > 0.
     """
 
-    def __init__(self, num_classes: int = 10, num_groups: int = 32):
+    def __init__(self, num_classes: int = 10, num_groups: int = 32, logit_scale: float = 1.0):
         super().__init__()
+        self.logit_scale = check_logit_scale(logit_scale)
         if not isinstance(num_groups, int) or num_groups < 1 or 64 % num_groups:
             raise ValueError(f"num_groups={num_groups!r} must be a positive divisor of 64 (1, 2, 4, 8, 16, 32, 64)")
         self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.GroupNorm(num_groups, 64),
@@ -65,4 +69,4 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return scale_logits(self.fc(torch.flatten(self.pool(x), 1)), self.logit_scale)
