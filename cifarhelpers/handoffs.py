@@ -18,7 +18,9 @@ file                       written  read by  content
 =========================  =======  =======  ====================================================
 
 Every ``load_*`` takes the output folder and, optionally, the file itself (a notebook parameter such
-as ``lr_path``), and raises ConfigError naming the notebook that writes a missing or malformed file.
+as ``lr_path``), and raises ConfigError naming the notebook and the cell that write a missing or malformed
+file (:data:`PRODUCERS`, :func:`written_by`). On Colab each notebook runs in its own VM: they share the
+output folder only on Google Drive (:mod:`cifarhelpers.colab`), and without it the message says so.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from .checkpoint import load_run_model
+from .colab import drive_mounted, on_colab
 from .data import CIFAR10Data
 from .errors import ConfigError
 from .files import display_path, read_json, write_json
@@ -47,9 +50,41 @@ ZOO_JSON = "model_zoo.json"
 SWEEP_JSON = "lr_sweep.json"
 
 
-def _read(output_dir: str | os.PathLike, name: str, path: str | os.PathLike | None, writer: str) -> tuple[dict, Path]:
+class Producer(NamedTuple):
+    """Where a file another notebook reads is written: the notebook, the heading of its section (a
+    markdown ``## <section>`` line) and the function its code cell there calls to write the file."""
+
+    notebook: str
+    section: str
+    call: str
+
+
+#: The files a later notebook reads, by the notebook and cell that write them (a test checks the notebooks).
+PRODUCERS = {
+    STATS_JSON: Producer("01_dataset_statistics.ipynb", "Per-channel statistics", "save_statistics"),
+    LR_JSON: Producer("03_lr_range_test.ipynb", "LRMAX and LRMIN", "save_lr_range_test"),
+    TRAIN_JSON: Producer("04_train_onecycle.ipynb", "Result", "save_train_run"),
+}
+
+
+def written_by(name: str) -> str:
+    """Which notebook and cell write ``name`` (a key of :data:`PRODUCERS`), for messages, e.g.
+    ``the save_lr_range_test cell under "LRMAX and LRMIN" in notebook 03 (03_lr_range_test.ipynb)``."""
+    p = PRODUCERS[name]
+    return f'the {p.call} cell under "{p.section}" in notebook {p.notebook[:2]} ({p.notebook})'
+
+
+def colab_hint() -> str:
+    """On Colab without Google Drive, a sentence for a message about a missing file; else ``""``."""
+    if not on_colab() or drive_mounted():
+        return ""
+    return (" On Colab each notebook runs in its own VM, and without Google Drive they do not share their output "
+            "folder: run the first code cell (it mounts Drive) in both notebooks, then the writing notebook again.")
+
+
+def _read(output_dir: str | os.PathLike, name: str, path: str | os.PathLike | None) -> tuple[dict, Path]:
     file = Path(path) if path else Path(output_dir) / name
-    return read_json(file, f"{name} (written by notebook {writer})"), file
+    return read_json(file, f"{name} (written by {written_by(name)})"), file
 
 
 # -- 01 -> 02, 04: the training-set statistics ----------------------------------------------------
@@ -85,7 +120,7 @@ def load_statistics(output_dir: str | os.PathLike, data: CIFAR10Data | None = No
     file = Path(path) if path else Path(output_dir) / STATS_JSON
     if not file.is_file() and data is not None and not path:
         return train_statistics(data), "measured from the training set (notebook 01's file is absent)"
-    content, file = _read(output_dir, STATS_JSON, path, "01")
+    content, file = _read(output_dir, STATS_JSON, path)
     try:
         stats = ChannelStats(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in content["train"].items()})
     except (KeyError, TypeError) as err:
@@ -129,21 +164,35 @@ def load_lr_range_test(output_dir: str | os.PathLike, path: str | os.PathLike | 
     """
     if missing_ok and not path and not (Path(output_dir) / LR_JSON).is_file():
         return None
-    content, file = _read(output_dir, LR_JSON, path, "03")
+    content, file = _read(output_dir, LR_JSON, path)
     try:
         return LRRangeTestResult.from_dict(content), file
     except ConfigError as err:
         raise ConfigError(f"{file}: {err}; run notebook 03 again") from err
 
 
+def lr_range_test_note(found: tuple[LRRangeTestResult, Path] | None) -> str:
+    """One line on notebook 03's suggestion, as notebook 07 shows it beside its sweep: the model the test
+    ran on, the LRMAX of its rule and every rule's; or, when ``found`` is None (what
+    :func:`load_lr_range_test` with ``missing_ok`` returns without the file), which notebook and cell write it."""
+    if found is None:
+        return (f"no LR range test here: {LR_JSON} is not in the output folder. Run notebook 03 first with the same "
+                f"output_dir ({written_by(LR_JSON)} writes it) to see its suggestion beside the sweep." + colab_hint())
+    test = found[0]
+    return (f"notebook 03 ({test.settings.get('model')}) suggested LRMAX = {test.max_lr:.3e} by the {test.rule} rule "
+            f"(all rules: {test.describe_suggestions()})")
+
+
 # -- 04 -> 05: the trained model ------------------------------------------------------------------
 
 def save_train_run(output_dir: str | os.PathLike, result: Any) -> Path:
     """Write notebook 04's ``train_run.json`` pointing notebook 05 at the run folder of ``result``
-    (a :class:`cifarhelpers.train.RunResult`). Returns its path."""
+    (a :class:`cifarhelpers.train.RunResult`): relative to ``output_dir`` when it lies inside it (so
+    the folder can move, e.g. Google Drive mounted elsewhere), else absolute. Returns its path."""
     metrics = result.metrics
+    run_dir, out = Path(result.run_dir).resolve(), Path(output_dir).resolve()
     return write_json(Path(output_dir) / TRAIN_JSON, {
-        "run_dir": str(Path(result.run_dir).resolve()),
+        "run_dir": (run_dir.relative_to(out) if run_dir.is_relative_to(out) else run_dir).as_posix(),
         "model": metrics["config"]["model"],
         "final_test_accuracy": result.final_test_accuracy,
         "test_images": metrics["data"]["test_images"],
@@ -161,12 +210,13 @@ def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
         output_dir: the folder holding ``train_run.json``.
         device: where to put the model.
         path: ``train_run.json`` itself, or a run folder (holding ``metrics.json`` and ``model.pt``);
-            overrides ``output_dir``.
+            overrides ``output_dir``. A relative ``run_dir`` in the file is read from the file's folder.
 
     Raises:
-        ConfigError: there is no trained model to read: ``train_run.json`` is missing (the message says
-            to run notebook 04 first, with the same output_dir, or to point ``train_path`` at a run
-            folder) or malformed.
+        ConfigError: there is no trained model to read: ``train_run.json`` is missing (the message names
+            notebook 04's cell that writes it, and the other ways: ``train_path``, or
+            ``train_if_missing`` to train one in notebook 05; on Colab without Drive, that the notebooks
+            then do not share their folder) or malformed.
         CheckpointError: the run folder lacks ``metrics.json`` or ``model.pt`` (notebook 04 did not
             finish: the message says to run or resume it), or they do not fit.
     """
@@ -175,13 +225,14 @@ def load_train_run(output_dir: str | os.PathLike, device: torch.device | str,
     else:
         file = Path(path) if path else Path(output_dir) / TRAIN_JSON
         if not file.is_file():
-            raise ConfigError(f"no trained model yet: {display_path(file)} (written by notebook 04) does not exist. Run "
-                              "notebook 04 first with the same output_dir (it trains the model this notebook "
-                              "reads), or set train_path to a finished run folder (e.g. one cifar-train wrote).")
-        content, file = _read(output_dir, TRAIN_JSON, path, "04")
+            raise ConfigError(f"no trained model yet: {display_path(file)} does not exist. Run notebook 04 first with "
+                              f"the same output_dir ({written_by(TRAIN_JSON)} writes it, pointing at the model it "
+                              "trained), or set train_path to a finished run folder (e.g. one cifar-train wrote), or "
+                              "set train_if_missing = True to train one here." + colab_hint())
+        content, file = _read(output_dir, TRAIN_JSON, path)
         if not isinstance(content, dict) or "run_dir" not in content:
             raise ConfigError(f"{file} names no run folder (run_dir): run notebook 04 again")
-        run_dir = Path(content["run_dir"])
+        run_dir = file.parent / content["run_dir"]  # an absolute run_dir stays as it is
     model, metrics = load_run_model(run_dir, device)
     return model, metrics, run_dir
 
@@ -204,5 +255,6 @@ def save_lr_sweep(output_dir: str | os.PathLike, result: Any, lr_range_test: LRR
     })
 
 
-__all__ = ["ANALYSIS_JSON", "LR_JSON", "STATS_JSON", "TRAIN_JSON", "ZOO_JSON", "load_lr_range_test", "load_statistics",
-           "load_train_run", "save_lr_range_test", "save_lr_sweep", "save_statistics", "save_train_run", "SWEEP_JSON"]
+__all__ = ["ANALYSIS_JSON", "LR_JSON", "PRODUCERS", "STATS_JSON", "TRAIN_JSON", "ZOO_JSON", "Producer", "colab_hint",
+           "load_lr_range_test", "load_statistics", "load_train_run", "lr_range_test_note", "save_lr_range_test",
+           "save_lr_sweep", "save_statistics", "save_train_run", "SWEEP_JSON", "written_by"]

@@ -7,6 +7,7 @@ Each notebook's first code cell after its ``parameters`` cell is::
                            output_dir=output_dir, start_lr=start_lr, ...)   # its own parameters too
     cfg = notebook_config(setup, model=model, batch_size=batch_size, ...)    # 03 and 04
     spec = sweep_config(setup, max_lrs=max_lrs, num_seeds=num_seeds, ...)   # 07
+    model, metrics, run_dir = analysis_model(setup, train_path=..., ...)    # 05
 
 A bad parameter stops the notebook at once with a message naming it and its valid range; the
 setup prints one line naming the device, profile and data copy, so an executed notebook says what
@@ -14,8 +15,9 @@ produced its outputs. Paths in that line (and in the notebooks' "written ..." li
 :func:`cifarhelpers.files.display_path`: relative to the notebook's folder, not the machine's layout.
 
 On Google Colab (:mod:`cifarhelpers.colab`), ``download=None`` (the notebooks' default) means True,
-and a relative ``output_dir`` goes to Google Drive when it is mounted (else the setup says how). The files the notebooks hand to each other are in :mod:`cifarhelpers.handoffs`;
-the headless runner is :mod:`cifarhelpers.notebook_runner`.
+and a relative ``output_dir`` goes to Google Drive when it is mounted (else the setup says how). The
+files the notebooks hand to each other are in :mod:`cifarhelpers.handoffs`; the headless runner is
+:mod:`cifarhelpers.notebook_runner`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from .devices import code_version, device_name, resolve_device
 from .errors import ConfigError
 from .colab import colab_output_dir, on_colab
 from .files import display_path, ensure_writable_dir
-from .handoffs import LR_JSON, load_lr_range_test
+from .handoffs import LR_JSON, TRAIN_JSON, colab_hint, load_lr_range_test, load_train_run, written_by
+from .loaders import resolved_loader
 from .runs import resume_config
 from .sweep_spec import BACKENDS, SweepConfig
 
@@ -118,6 +121,7 @@ PARAMETER_CHECKS = {
     "min_confused": lambda v: check_integer("min_confused", v, minimum=1),
     "layer_images": lambda v: check_integer("layer_images", v, minimum=0),
     "tta": lambda v: check_boolean("tta", v),
+    "train_if_missing": lambda v: check_boolean("train_if_missing", v),
     "eval_batch_size": lambda v: check_integer("eval_batch_size", v, minimum=1),
     "gradcam_layer": lambda v: check_text("gradcam_layer", v, optional=True),
     "models": lambda v: check_text("models", v, optional=True),
@@ -153,14 +157,17 @@ def parse_max_lrs(value: str | float) -> tuple[float, ...]:
 
 def validate_parameters(params: dict[str, Any]) -> None:
     """Check notebook parameters before any work: TrainConfig fields (``None`` meaning "the
-    profile's value") and the notebook-specific ones in :data:`PARAMETER_CHECKS`. Names that are
-    neither are left alone (the runner rejects names no notebook declares).
+    profile's value") and the notebook-specific ones in :data:`PARAMETER_CHECKS`, which win where a
+    name is both (notebook 03's ``start_lr``/``end_lr`` bound its LR range test, not OneCycle's
+    ``TrainConfig.end_lr``). Names that are neither are left alone (the runner rejects names no
+    notebook declares).
 
     Raises:
         ConfigError: the first invalid value, named, with its valid range or choices.
         CheckpointError: ``resume`` names a folder without a readable, safe checkpoint.
     """
-    TrainConfig(**{k: v for k, v in params.items() if k in FIELD_NAMES and v is not None})
+    TrainConfig(**{k: v for k, v in params.items()
+                   if k in FIELD_NAMES and k not in PARAMETER_CHECKS and v is not None})
     for name, check in PARAMETER_CHECKS.items():
         if name in params:
             check(params[name])
@@ -169,12 +176,11 @@ def validate_parameters(params: dict[str, Any]) -> None:
         load_checkpoint(params["resume"])  # a folder without a readable, safe checkpoint fails here
 
 
-def resolve_loader(loader: str | None, device: torch.device) -> str:
-    """The data loader to use: ``loader`` if given, else ``"device"`` on a CUDA GPU (the data set
-    lives there, augmented in batches) and ``"albumentations"`` elsewhere (the reference path)."""
-    if loader is not None:
-        return loader
-    return "device" if torch.device(device).type == "cuda" else "albumentations"
+def resolve_loader(loader: str | None, device: torch.device, transform_set: str = "cutout8") -> str:
+    """The data loader to use, ``"albumentations"`` or ``"device"``: ``loader`` itself, or for ``"auto"``
+    (and None) :func:`cifarhelpers.loaders.resolved_loader`'s choice: the device loader on a CUDA GPU
+    (the data set lives there, augmented in batches) when it implements ``transform_set``, else albumentations."""
+    return resolved_loader(loader or "auto", transform_set, torch.device(device).type)
 
 
 def start_notebook(*, data_root: str | None = None, device: str = "auto", profile: str = "auto",
@@ -221,17 +227,19 @@ def start_notebook(*, data_root: str | None = None, device: str = "auto", profil
 
 
 def notebook_config(setup: NotebookSetup, **params: Any) -> TrainConfig:
-    """The training config of a notebook: the profile's values, then every parameter that is not
-    None, with the setup's device, seed, data root and output folder, and ``loader`` resolved by
-    :func:`resolve_loader`.
+    """The training config of a notebook: the model's and recipe's own settings (``TrainConfig.preset``),
+    then the profile's values, then every parameter that is not None, with the setup's device, seed, data root
+    and output folder, and ``loader`` (``"auto"`` unless given) resolved by :func:`resolve_loader`, so the
+    notebook shows the loader that runs.
 
     Raises:
         ConfigError: an invalid parameter (named, with its valid range).
     """
     given = {k: v for k, v in params.items() if v is not None}
     common = {"device": str(setup.device), "seed": setup.seed, "data_root": setup.data_root,
-              "output_dir": str(setup.output_dir), "loader": resolve_loader(params.get("loader"), setup.device)}
-    return TrainConfig(**{**setup.profile.overrides, **common, **given})
+              "output_dir": str(setup.output_dir)}
+    cfg = TrainConfig.preset(**{**setup.profile.overrides, **common, **given})
+    return cfg.replace(loader=resolve_loader(cfg.loader, setup.device, cfg.transform_set))
 
 
 def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = None, recipe: str = "onecycle_adam",
@@ -273,8 +281,9 @@ def training_config(setup: NotebookSetup, *, resume: str | os.PathLike | None = 
         source = f"the {recipe} recipe's default"
     elif (loaded := load_lr_range_test(setup.output_dir, lr_path, missing_ok=True)) is None:
         source = f"the {recipe} recipe's default, because notebook 03's {LR_JSON} is not in {setup.output_dir.name}/"
-        warnings.warn(f"no LR range test found ({LR_JSON} from notebook 03): training at the {recipe} recipe's "
-                      "default LR. Run notebook 03 first (same output_dir), or set max_lr.", stacklevel=2)
+        warnings.warn(f"no LR range test found: training at the {recipe} recipe's default LR. Run notebook 03 first "
+                      f"with the same output_dir ({written_by(LR_JSON)} writes {LR_JSON}), or set max_lr."
+                      f"{colab_hint()}", stacklevel=2)
     else:
         found, file = loaded
         max_lr, min_lr = found.max_lr, min_lr if min_lr is not None else found.min_lr
@@ -304,3 +313,30 @@ def sweep_config(setup: NotebookSetup, *, max_lrs: str | float | None = None, nu
     return SweepConfig(base=base, grid={"max_lr": list(parse_max_lrs(max_lrs) if max_lrs else plan["max_lrs"])},
                        seeds=seeds, backend=backend, address=address, resources_per_trial=resources,
                        output_dir=str(setup.output_dir))
+
+
+def analysis_model(setup: NotebookSetup, *, train_path: str | os.PathLike | None = None,
+                   train_if_missing: bool = False) -> tuple[torch.nn.Module, dict, Path]:
+    """Notebook 05's model: notebook 04's (:func:`~cifarhelpers.handoffs.load_train_run`), or, when the
+    output folder has none (a notebook opened on its own, e.g. on Colab without Google Drive) and
+    ``train_if_missing``, one trained here first: notebook 04's job at this profile (the custom ResNet,
+    ``onecycle_adam`` at its default LRMAX, no LR range test) with the device loader, into a new run
+    folder in the output folder. Notebook 04's ``train_run.json`` is not written.
+
+    Returns:
+        ``(model, metrics, run_dir)``: the model in eval mode on ``setup.device``, its ``metrics.json``.
+
+    Raises:
+        ConfigError: no model from notebook 04 and not ``train_if_missing`` (the message names notebook
+            04's cell that writes it and the ways round), or ``train_path`` is given and missing.
+        CheckpointError: notebook 04's run folder holds no finished model.
+    """
+    if train_path or not train_if_missing or (setup.output_dir / TRAIN_JSON).is_file():
+        return load_train_run(setup.output_dir, setup.device, train_path)
+    from .train import fit  # here: train imports matplotlib, which the runner's command line does not need
+
+    cfg = notebook_config(setup, model="custom_resnet", loader="device")
+    print(f"no model from notebook 04 in {display_path(setup.output_dir)}: training one here (train_if_missing): "
+          f"{cfg.model}, {cfg.recipe}, {cfg.epochs} epochs of {cfg.train_subset or len(setup.data.y_train):,} "
+          f"training images, {cfg.loader} loader")
+    return load_train_run(setup.output_dir, setup.device, fit(cfg, data=setup.data, progress=True).run_dir)

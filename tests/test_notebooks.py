@@ -1,6 +1,8 @@
 """The notebooks: the whole chain executed headless with papermill on the real copy (tiny
-parameters), the artifacts each notebook promises, the runner's refusals and failure reports,
-and the structure of the committed notebooks (parameters cell, Colab cell, outputs present)."""
+parameters) as Google Colab runs it, each notebook in its own VM handing its files on through a
+stand-in Google Drive; the artifacts each notebook promises; the runner's order, parameters,
+refusals and failure reports; and the structure of the committed notebooks (parameters cell,
+Colab cell, outputs present, provenance, prose without measured figures)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import math
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import numpy as np
 import pytest
 import torch
+from _colab_stand_in import apply_env, colab_env, write_stand_in
 
+from cifarhelpers.colab import badge_markdown
 from cifarhelpers.config import PROFILES
 from cifarhelpers.gradcam import DEFAULT_GRADCAM_LAYERS
 from cifarhelpers.errors import ConfigError
@@ -65,24 +70,67 @@ def assert_pngs(folder: Path, names: list[str]) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > PNG_MIN_BYTES, f"{name}: {len(data)} bytes"
 
 
-# -- the chain, run once ----------------------------------------------------------------------
+# -- the chain, run once, as on Colab ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def chain(cifar_root, tmp_path_factory) -> Path:
-    return run_notebooks({**TINY, "data_root": str(cifar_root)}, output_dir=tmp_path_factory.mktemp("runs"),
-                         progress=False)
+def colab_chain(cifar_root, tmp_path_factory) -> SimpleNamespace:
+    """Notebooks 01-07 in order as Google Colab runs them: each in its own VM (its own kernel, working
+    folder and /content, tests/_colab_stand_in.py), whose first cell mounts the one Google Drive they
+    share; with the default output_dir, so every hand-off goes through Drive. Tiny parameters."""
+    import papermill
+
+    base = tmp_path_factory.mktemp("colab")
+    ipython, drive, executed = write_stand_in(base / "stand-in"), base / "drive", base / "executed"
+    executed.mkdir()
+    given = {**TINY, "data_root": str(cifar_root)}
+    with pytest.MonkeyPatch.context() as env:
+        for name in NOTEBOOKS:
+            content = base / f"vm-{name[:2]}" / "content"
+            apply_env(env, colab_env(ipython, content, drive))
+            declared = notebook_parameters(NOTEBOOKS_DIR / name)
+            try:
+                papermill.execute_notebook(str(NOTEBOOKS_DIR / name), str(executed / name), cwd=str(content),
+                                           parameters={k: v for k, v in given.items() if k in declared},
+                                           kernel_name="python3", progress_bar=False)
+            except papermill.PapermillExecutionError as err:
+                err.add_note(f"{name} failed on the stand-in Colab; executed copy: {executed / name}")
+                raise
+    folder = drive / "MyDrive" / "cifarhelpers" / "runs" / "notebooks"
+    return SimpleNamespace(base=base, executed=executed, folder=folder)
+
+
+@pytest.fixture(scope="module")
+def chain(colab_chain) -> Path:
+    """The notebooks' shared output folder: ``MyDrive/cifarhelpers/runs/notebooks`` on the stand-in Drive."""
+    return colab_chain.folder
+
+
+def executed_text(nb: nbformat.NotebookNode, start: int = 0, stop: int | None = None) -> str:
+    """The text outputs of the code cells ``start:stop`` of an executed notebook."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return "".join("".join(o.get("text", "")) for c in code[start:stop] for o in c.outputs)
 
 
 @pytest.mark.data
-def test_every_notebook_ran_with_the_parameters_passed(chain):
-    assert json.loads((chain / "parameters.json").read_text())["notebooks"] == list(NOTEBOOKS)
+def test_every_notebook_ran_in_its_own_colab_vm_and_handed_its_files_on_through_drive(colab_chain):
+    texts = {}
     for name in NOTEBOOKS:
-        nb = nbformat.read(chain / name, as_version=4)
+        nb = nbformat.read(colab_chain.executed / name, as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert len(injected) == 1, name
-        assert f"output_dir = {str(chain)!r}" in injected[0].source or f'output_dir = "{chain}"' in injected[0].source
+        assert len(injected) == 1 and "output_dir" not in injected[0].source, f"{name}: the default output_dir"
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])), name
-    executed_03 = nbformat.read(chain / "03_lr_range_test.ipynb", as_version=4)
+        content = colab_chain.base / f"vm-{name[:2]}" / "content"
+        first = executed_text(nb, 0, 1)
+        assert f"Mounted at {content / 'drive'}" in first and "Google Drive mounted" in first, name
+        setup = executed_text(nb, 3, 4)  # Colab cell, parameters, injected parameters, set-up
+        assert "Colab: outputs go to Google Drive" in setup and parse_setup_line(setup)[1] == "short", name
+        assert [p.name for p in content.iterdir()] == ["drive"], f"{name} wrote nothing on its VM's own disk"
+        texts[name[:2]] = executed_text(nb)
+    assert re.search(r"\): read from \S*dataset_statistics\.json", texts["02"]), "02 read 01's statistics from Drive"
+    assert "from notebook 03's LR range test" in texts["04"], "04 trained at 03's suggestion, read from Drive"
+    assert "custom_resnet from " in texts["05"] and "no model from notebook 04" not in texts["05"], "04's model"
+    assert "notebook 03 (custom_resnet) suggested LRMAX" in texts["07"], "07 shows 03's suggestion, read from Drive"
+    executed_03 = nbformat.read(colab_chain.executed / "03_lr_range_test.ipynb", as_version=4)
     assert "lr_test_iterations = 20" in "\n".join(c.source for c in executed_03.cells)
 
 
@@ -126,7 +174,8 @@ def test_03_suggests_a_finite_positive_lr_and_leaves_the_model_unchanged(chain):
 @pytest.mark.data
 def test_04_trains_with_notebook_03s_lrs_and_saves_weights_and_metrics(chain):
     handoff = json.loads((chain / TRAIN_JSON).read_text())
-    run_dir = Path(handoff["run_dir"])
+    assert not Path(handoff["run_dir"]).is_absolute(), "relative to the output folder: Drive may sit elsewhere"
+    run_dir = chain / handoff["run_dir"]
     assert run_dir.parent == chain
     metrics = json.loads((run_dir / "metrics.json").read_text())
     lr = json.loads((chain / LR_JSON).read_text())
@@ -185,8 +234,8 @@ def test_07_sweeps_lrmax_beside_notebook_03s_suggestion(chain):
     assert [row["max_lr"] for row in sweep["table"]] == list(PROFILES["short"].sweep["max_lrs"])
     assert all(row["seeds"] == row["completed"] == 2 for row in sweep["table"])
     assert sweep["best_max_lr"] in PROFILES["short"].sweep["max_lrs"]
-    sweep_dir = Path(sweep["sweep_dir"])
-    assert sweep_dir.parent == chain and sweep_dir.name.startswith("sweep-")
+    sweep_dir = Path(sweep["sweep_dir"]).resolve()  # through 07's VM's mount point
+    assert sweep_dir.parent == chain.resolve() and sweep_dir.name.startswith("sweep-")
     trials = json.loads((sweep_dir / "sweep.json").read_text())["trials"]
     assert len(trials) == 4 and {t["params"]["seed"] for t in trials} == {0, 1}
     for trial in trials:
@@ -204,7 +253,7 @@ def test_07_sweeps_lrmax_beside_notebook_03s_suggestion(chain):
     ({"epoch": 3}, r"unknown notebook parameter\(s\) \['epoch'\]; the notebooks take \[.*'epochs'"),
     ({"epochs": 0}, r"epochs=0 \(int\) is invalid: it must be an integer >= 1"),
     ({"profile": "medium"}, r"profile='medium' \(str\) is invalid: choose one of \['auto', 'short', 'full'\]"),
-    ({"loader": "gpu"}, r"loader='gpu' \(str\) is invalid: choose one of \['albumentations', 'device'\]"),
+    ({"loader": "gpu"}, r"loader='gpu' \(str\) is invalid: choose one of \['auto', 'albumentations', 'device'\]"),
     ({"model": "vgg"}, r"model='vgg' \(str\) is invalid"),
     ({"lr_test_iterations": 5}, r"lr_test_iterations=5 \(int\) is invalid: it must be an integer >= 17"),
     ({"lr_rule": "median"}, r"lr_rule='median' \(str\) is invalid: choose one of \['valley', 'steepest', 'min_loss'\]"),
@@ -226,23 +275,33 @@ def test_runner_refuses_bad_parameters_before_running_anything(parameters, messa
     assert not runs.exists(), "no run folder for a refused run"
 
 
-def test_a_relative_data_root_reaches_the_notebooks_as_the_same_folder_seen_from_where_the_runner_was_called(
+def test_the_runner_runs_notebooks_in_order_into_one_folder_with_the_parameters_and_a_relative_data_root(
         tmp_path, monkeypatch):
+    """Two stand-in notebooks: the second reads what the first wrote into the injected output_dir; a
+    relative data root means the same folder as seen from where the runner was called."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    params = nbformat.v4.new_code_cell('data_root = None\noutput_dir = "runs"')
-    params.metadata["tags"] = ["parameters"]
-    body = nbformat.v4.new_code_cell("import json, os, pathlib\npathlib.Path(output_dir, 'seen.json').write_text("
-                                     "json.dumps({'data_root': data_root, 'env': os.environ['CIFAR10_ROOT']}))")
-    notebook = nbformat.v4.new_notebook(cells=[params, body])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, str(notebooks / "seen.ipynb"))
+    for name, body in [("a.ipynb", "import json, os, pathlib\npathlib.Path(output_dir, 'seen.json').write_text("
+                                   "json.dumps({'data_root': data_root, 'env': os.environ['CIFAR10_ROOT']}))"),
+                       ("b.ipynb", "import pathlib\npathlib.Path(output_dir, 'b.txt').write_text("
+                                   "pathlib.Path(output_dir, 'seen.json').read_text())")]:
+        params = nbformat.v4.new_code_cell('data_root = None\noutput_dir = "runs"')
+        params.metadata["tags"] = ["parameters"]
+        notebook = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(body)])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, str(notebooks / name))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CIFAR10_ROOT", "copies/from-env")
     run_dir = run_notebooks({"data_root": "copies/given"}, output_dir="runs", notebooks_dir=notebooks,
-                            notebooks=("seen.ipynb",), progress=False)
+                            notebooks=("a.ipynb", "b.ipynb"), progress=False)
     seen = json.loads((run_dir / "seen.json").read_text())
     assert seen == {"data_root": str(tmp_path / "copies/given"), "env": str(tmp_path / "copies/from-env")}
+    assert (run_dir / "b.txt").read_text() == (run_dir / "seen.json").read_text(), "b ran after a, in its folder"
+    assert json.loads((run_dir / "parameters.json").read_text())["notebooks"] == ["a.ipynb", "b.ipynb"]
+    for name in ("a.ipynb", "b.ipynb"):
+        (injected,) = [c for c in nbformat.read(run_dir / name, as_version=4).cells
+                       if "injected-parameters" in c.metadata.get("tags", [])]
+        assert f'output_dir = "{run_dir}"' in injected.source, "the run folder, for every notebook"
     assert os.environ["CIFAR10_ROOT"] == "copies/from-env", "the caller's environment is left as it was"
 
 
@@ -304,10 +363,13 @@ def test_a_failing_cell_stops_the_chain_with_papermills_error_naming_the_noteboo
 
 # -- the helpers the notebooks call -----------------------------------------------------------
 
-def test_loader_defaults_to_the_device_loader_on_a_gpu_only():
-    assert resolve_loader(None, torch.device("cuda")) == "device"
-    assert resolve_loader(None, torch.device("cpu")) == "albumentations"
+def test_loader_auto_is_the_device_loader_on_a_gpu_only():
+    for auto in ("auto", None):
+        assert resolve_loader(auto, torch.device("cuda")) == "device"
+        assert resolve_loader(auto, torch.device("cpu")) == "albumentations"
     assert resolve_loader("device", torch.device("cpu")) == "device"
+    assert resolve_loader("auto", torch.device("cuda"), "affine_cutout16") == "albumentations", \
+        "the device loader implements cutout8 only"
 
 
 def test_notebook_config_takes_the_profile_then_the_parameters_given(tmp_path):
@@ -360,10 +422,11 @@ def test_the_set_up_line_gives_device_and_profile_back(tmp_path):
 
 def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tmp_path):
     setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=None)
-    with pytest.warns(UserWarning, match=r"no LR range test found .*Run notebook 03 first"):
+    with pytest.warns(UserWarning, match=r"no LR range test found: .*Run notebook 03 first"):
         cfg, source = training_config(setup)  # opened on its own: the recipe's default, with a warning
     assert cfg.max_lr is None and cfg.resolved_max_lr == 0.005 and "notebook 03's lr_range_test.json is not in" in source
-    with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by notebook 03\).*does not exist"):
+    with pytest.raises(ConfigError, match=r"lr_range_test.json \(written by the save_lr_range_test cell .* in "
+                                          r"notebook 03 .*\).*does not exist"):
         training_config(setup, lr_path=tmp_path / "elsewhere.json")  # a file asked for by name must exist
     curve = {"lrs": [1e-4, 1e-3, 1e-2], "losses": [2.3, 2.0, 2.5], "rule": "steepest",
              "suggestions": {"valley": 0.002, "steepest": 0.004, "min_loss": 0.001}}
@@ -388,7 +451,7 @@ def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(t
     data = CIFAR10Data(x, y, x[:10], y[:10], tuple("abcdefghij"), DataSource("image-folder", "/x", "0" * 64))
     stats, source = load_statistics(tmp_path, data)
     assert stats == dataset_statistics(x) and source.startswith("measured")
-    with pytest.raises(ConfigError, match=r"written by notebook 01"):
+    with pytest.raises(ConfigError, match=r"written by the save_statistics cell .* in notebook 01"):
         load_statistics(tmp_path)
     save_statistics(tmp_path, data, dataset_statistics(x[:5]), dataset_statistics(x[:10]))
     stats, source = load_statistics(tmp_path, data)
@@ -399,7 +462,8 @@ def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(t
 @pytest.mark.parametrize("loader", ["albumentations", "device"])
 def test_range_test_runs_with_either_loader_and_leaves_the_model_unchanged(loader, cifar, tmp_path):
     setup = NotebookSetup(device=torch.device("cpu"), profile=PROFILES["short"], output_dir=tmp_path, data=cifar)
-    cfg = notebook_config(setup, model="dilated_net", loader=loader, train_subset=64, batch_size=16)
+    cfg = notebook_config(setup, model="dilated_net", loader=loader, transform_set="cutout8", train_subset=64,
+                          batch_size=16)  # cutout8: the device loader's set (DilatedNet's own is affine_cutout16)
     result = run_lr_range_test(cfg.replace(lr_test_iterations=17), data=cifar, progress=False)
     assert result.restored and result.settings["train_images"] == 64
     assert len(result.lrs) <= 17 and result.settings["batch_size"] == 16
@@ -422,13 +486,13 @@ def test_committed_notebook_structure(path):
     nbformat.validate(nb)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith(f"# {path.name[:2]} ")
-    colab_link = f"https://colab.research.google.com/github/cifarhelpers/cifarhelpers/blob/main/notebooks/{path.name}"
-    assert colab_link in first.source and "colab-badge.svg" in first.source
+    assert badge_markdown(path.name) in first.source
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     colab, params = code[0], code[1]
     assert "nbval-skip" in colab.metadata.get("tags", []) and colab.source.startswith("# NBVAL_SKIP")
-    assert 'if "google.colab" in sys.modules:' in colab.source and "pip" in colab.source
+    assert 'if "google.colab" in sys.modules:' in colab.source and "%pip install" in colab.source
+    assert "mount_drive()" in colab.source, "Drive is mounted by the cell, not left to a comment"
     assert colab.outputs == []
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert tagged == [params], "one parameters cell, right after the Colab cell"
@@ -451,9 +515,17 @@ def test_committed_notebook_structure(path):
     assert (f"a CPU ({device.split(', ')[-1].split()[0]} cores)" if device.startswith("CPU") else f"**{device}**") \
         in provenance, f"the first cell says the committed outputs come from {device}"
     assert f"**{profile} profile**" in provenance, f"the first cell says the committed outputs are {profile}-profile"
+    line = next(t for t in "".join(o.get("text", "") for o in code[2].outputs).splitlines() if parse_setup_line(t))
+    commit = re.search(r"\| code: [^|]*\bgit ([0-9a-f]{12})", line)
+    assert commit is None or f"commit `{commit.group(1)[:7]}`" in provenance, "the first cell names the run's commit"
+    assert "/tmp/" not in line and "bundle" not in json.dumps(nb.metadata), "no temporary work folders shown"
     assert "widgets" not in nb.metadata, "no widget state committed"
     assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in code), "at least one deterministic output is checked"
     assert path.stat().st_size < 2_000_000
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").replace(provenance, "")
+    assert not re.findall(r"\d{2}\.\d{2}%|\d\.\d+e-\d", prose), "measured figures belong in outputs, not in prose"
+    for word in ("budget", "bundle"):
+        assert word not in (prose + provenance).lower(), f"{word!r}: how a report ran is not the student's business"
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
@@ -467,7 +539,11 @@ def test_notebooks_declare_every_knob(path):
              "04": {"model", "recipe", "loader", "epochs", "batch_size", "train_subset", "test_subset", "max_lr",
                     "pct_start", "resume", "lr_path"},
              "05": {"gradcam_layer", "num_mistakes", "num_gradcam", "num_correct", "min_confused", "tta",
-                    "layer_images", "train_path"},
+                    "layer_images", "train_path", "train_if_missing"},
              "07": {"max_lrs", "num_seeds", "model", "recipe", "loader", "epochs", "batch_size", "train_subset",
                     "test_subset", "backend", "address", "gpus_per_trial", "lr_path"}}.get(path.name[:2], set())
     assert extra <= set(declared), sorted(extra - set(declared))
+    if "loader" in declared:
+        assert declared["loader"] in ("'auto'", '"auto"'), "the device loader on CUDA, albumentations elsewhere"
+    if "train_if_missing" in declared:
+        assert declared["train_if_missing"] == "False", "without notebook 04's model, 05 stops and says how"

@@ -161,3 +161,25 @@ def test_two_executed_notebooks_of_one_name_are_refused(tmp_path, as_tar):
         source = tmp_path / "notebooks.tar.gz"
     with pytest.raises(SystemExit, match="two notebooks named 04_train.ipynb"):
         pn.publish(source, report, committed_dir, dry_run=True)
+
+
+def test_the_runs_temporary_folders_are_shown_as_an_ellipsis_and_a_first_line_of_another_commit_is_refused(tmp_path):
+    executed = executed_notebook()
+    executed.metadata["papermill"] = {
+        "input_path": "/work/x/dist/bundle-gpu-node/notebooks/04_train.ipynb",
+        "parameters": {"output_dir": "/tmp/gpu-report-work-ab/notebooks/20261126-1-notebooks",
+                       "data_root": "/tmp/cifarhelpers-bundle.Xy/data/cifar10-jpeg"}}
+    executed.cells[3].outputs[1]["text"] = ("device: NVIDIA H200 | profile: full | data: x | output: /tmp/gpu-report-"
+                                           "work-ab/notebooks/20261126-1-notebooks | code: cifarhelpers 0.1.0, git "
+                                           "8cd0fd5209cd\n")
+    source, report, committed_dir = write(tmp_path, executed)
+    pn.publish(source, report, committed_dir)
+    nb = nbformat.read(committed_dir / "04_train.ipynb", as_version=4)
+    assert "output: …/20261126-1-notebooks | code:" in "".join(nb.cells[2].outputs[0].text)
+    assert nb.metadata["papermill"] == {"input_path": "…/notebooks/04_train.ipynb", "parameters": {
+        "output_dir": "…/20261126-1-notebooks", "data_root": "…/cifar10-jpeg"}}
+    assert "data copy and commit;" in nb.cells[0].source and "bundle" not in nb.cells[0].source
+    executed.cells[3].outputs[1]["text"] = executed.cells[3].outputs[1]["text"].replace("8cd0fd5209cd", "75fa3463628b")
+    nbformat.write(executed, source / "04_train.ipynb")
+    with pytest.raises(SystemExit, match="ran code at commit 75fa3463628b .* the report names 8cd0fd5209cd"):
+        pn.publish(source, report, committed_dir, dry_run=True)

@@ -19,13 +19,17 @@ For each executed notebook it
 * leaves out progress bars drawn as text on stderr (tqdm without ipywidgets: hundreds of frames
   and cursor-up escapes per bar) and tqdm's "IProgress not found" warning; every other output,
   stderr included, is kept as it came;
+* shows the run's temporary folders as ``…``: the parent folders of its ``output_dir`` and ``data_root``
+  (papermill's parameters, e.g. ``/tmp/gpu-report-work-x/notebooks``) in every text output and in the
+  parameters kept in the metadata (``output: …/20261126-165256-notebooks``);
 * rewrites the provenance line (the italic last paragraph) of the first markdown cell to say which
   device, profile, commit and date produced the outputs, and where the run's figures are.
 
 Errors (``SystemExit`` with the problem and the fix; nothing is written unless every notebook passes):
 an executed notebook without a committed counterpart, two executed notebooks of one name, a cell id
 missing on either side, a code cell whose source differs, an executed cell with an error output, a
-merged notebook that nbformat does not validate, a report without a device or commit.
+merged notebook that nbformat does not validate, a report without a device or commit, a first output
+line naming another commit than the report's.
 """
 
 from __future__ import annotations
@@ -82,20 +86,68 @@ def read_executed(source: Path) -> dict[str, nbformat.NotebookNode]:
     return found
 
 
-def run_profile(nb: nbformat.NotebookNode, name: str) -> str:
-    """The profile an executed notebook ran with, from its first output line (``device: .. | profile: ..``)."""
+def run_line(nb: nbformat.NotebookNode, name: str) -> str:
+    """An executed notebook's first output line: ``device: .. | profile: .. | data: .. | output: .. | code: ..``
+    (start_notebook's)."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            found = parse_setup_line("".join(output.get("text", "")))
-            if found:
-                return found[1]
+            text = "".join(output.get("text", ""))
+            if parse_setup_line(text):
+                return next(line for line in text.splitlines() if parse_setup_line(line))
     raise SystemExit(f"publish_notebooks: {name}: no output line 'device: .. | profile: ..' (start_notebook's): "
                      "was it executed?")
 
 
-def provenance(report: dict, profile: str, where: str) -> str:
+def run_profile(nb: nbformat.NotebookNode, name: str) -> str:
+    """The profile an executed notebook ran with, from its first output line (``device: .. | profile: ..``)."""
+    return parse_setup_line(run_line(nb, name))[1]
+
+
+def line_commit(line: str) -> str | None:
+    """The commit a first output line names (``code: cifarhelpers 0.1.0, git 75fa3463628b``), or None."""
+    found = re.search(r"\| code: [^|]*\bgit ([0-9a-f]{7,40})", line)
+    return found and found.group(1)
+
+
+def temporary_folders(executed: nbformat.NotebookNode) -> list[str]:
+    """The run's temporary folders, which the committed outputs show as ``…``: the parent folders of its
+    absolute ``output_dir`` and ``data_root`` (papermill's parameters) and of the copy of the repository it
+    ran (papermill's ``input_path`` is ``<copy>/notebooks/<name>``)."""
+    meta = executed.metadata.get("papermill", {})
+    params = meta.get("parameters", {})
+    parents = [Path(p).parent for p in (params.get("output_dir"), params.get("data_root")) if isinstance(p, str)]
+    if isinstance(meta.get("input_path"), str):
+        parents.append(Path(meta["input_path"]).parent.parent)
+    return sorted({str(p) for p in parents if p.is_absolute() and p != Path("/")}, key=len, reverse=True)
+
+
+def shorten_paths(nb: nbformat.NotebookNode, folders: list[str]) -> None:
+    """Write each of ``folders`` as ``…`` (in place) in the text outputs and the papermill metadata of ``nb``
+    (its paths and parameters)."""
+    def short(text):
+        if isinstance(text, list):
+            return [short(t) for t in text]
+        for folder in folders:
+            text = text.replace(folder.rstrip("/") + "/", "…/")
+        return text
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = short(output["text"])
+            if "text/plain" in output.get("data", {}):
+                output["data"]["text/plain"] = short(output["data"]["text/plain"])
+    meta = nb.metadata.get("papermill", {})
+    for values in (meta, meta.get("parameters", {})):
+        for key, value in values.items():
+            if isinstance(value, str):
+                values[key] = short(value)
+
+
+def provenance(report: dict, profile: str, where: str, line: str | None = None) -> str:
     """The first markdown cell's provenance line for outputs of the GPU report ``report`` (its JSON),
-    whose files are in the folder ``where`` (as the reader should see it, e.g. ``results/gpu-nvidia-h200/``)."""
+    whose files are in the folder ``where`` (as the reader should see it, e.g. ``results/gpu-nvidia-h200/``);
+    ``line`` is the notebooks' first output line (does it name the commit?)."""
     env = report.get("environment") or {}
     device, commit = env.get("device"), env.get("git_commit")
     if not device or not commit:
@@ -104,10 +156,12 @@ def provenance(report: dict, profile: str, where: str) -> str:
     date = str(report.get("started_at", ""))[:10]
     dirty = commit.endswith("-dirty") or env.get("git_dirty") is True
     code = f"code at commit `{commit.removesuffix('-dirty')[:7]}`" + (" with uncommitted changes" if dirty else "")
+    names = ("device, profile, data copy and commit" if line is None or line_commit(line)
+             else "device, profile and data copy (that run's code did not print its commit there yet)")
     return (f"{PROVENANCE_START} a real run on an **{device}** with the **{profile} profile** "
-            f"(`benchmarks/gpu_report.py` through the offline bundle, {code}, {date}; "
-            f"that run's figures are in `{where}`). The first output line names the device, profile and data "
-            f"copy; text progress bars were left out of the committed outputs.*")
+            f"(`benchmarks/gpu_report.py`, {code}, {date}; that run's files are in `{where}`). The first output "
+            f"line names the {names}; text progress bars were left out, and the run's temporary folders are "
+            "shown as `…`.*")
 
 
 def merge(committed: nbformat.NotebookNode, executed: nbformat.NotebookNode, name: str,
@@ -145,7 +199,8 @@ def merge(committed: nbformat.NotebookNode, executed: nbformat.NotebookNode, nam
     first.source = "\n\n".join(paragraphs[:-1] + [line])
     out.metadata.pop("widgets", None)
     if "papermill" in executed.metadata:
-        out.metadata["papermill"] = executed.metadata["papermill"]
+        out.metadata["papermill"] = json.loads(json.dumps(executed.metadata["papermill"]))
+    shorten_paths(out, temporary_folders(executed))
     return out, dropped
 
 
@@ -160,8 +215,14 @@ def publish(source: Path, report_path: Path, notebooks_dir: Path, *, dry_run: bo
         target = notebooks_dir / name
         if not target.exists():
             raise SystemExit(f"publish_notebooks: {name} has no committed counterpart in {notebooks_dir}")
-        profile = run_profile(nb, name)
-        merged[target], dropped = merge(nbformat.read(target, as_version=4), nb, name, provenance(report, profile, where))
+        line = run_line(nb, name)
+        ran, reported = line_commit(line), str((report.get("environment") or {}).get("git_commit", ""))
+        if ran and not reported.startswith(ran):
+            raise SystemExit(f"publish_notebooks: {name} ran code at commit {ran} (its first output line), the report "
+                             f"names {reported[:12]}: pass the report of the run that executed these notebooks")
+        profile = parse_setup_line(line)[1]
+        merged[target], dropped = merge(nbformat.read(target, as_version=4), nb, name,
+                                        provenance(report, profile, where, line))
         print(f"{name}: outputs from the executed copy ({profile} profile), {dropped} progress-bar outputs left out")
     texts = {}
     for target, nb in merged.items():  # every notebook checked before any is written
