@@ -8,6 +8,8 @@ Run::
     python benchmarks/gpu_report.py --parts variants --variant default --variant lrmin5e-6 min_lr=5e-6
     python benchmarks/gpu_report.py --smoke --out /tmp/gr-smoke  # every part, tiny, on the CPU (a few minutes)
     python benchmarks/gpu_report.py --smoke --budget-minutes 1   # the same, with most parts skipped by the budget
+    python benchmarks/gpu_report.py --plan round2 --show-plan     # a planned visit: its steps and estimates
+    python benchmarks/gpu_report.py --plan round2 --step 1        # its first command (--smoke: the CPU rehearsal)
 
 Parts, in order of priority (each part's results are written to ``gpu_report.json`` as soon as each of
 its runs ends, atomically, so a run cut short keeps what it measured):
@@ -16,6 +18,10 @@ its runs ends, atomically, so a run cut short keeps what it measured):
    device loader, channels-last, bf16 autocast, all 50,000 training and 10,000 test images, seeds
    0, 1, 2 without ``torch.compile``, then one seed with ``compile=True`` if time allows (and unless
    ``--no-compile-run``).
+1b. ``peer`` (``benchmarks/peer_airbench.py``, the ``benchmark`` extra): airbench94 from PyPI ``airbench``
+   (94.01% published on the original CIFAR-10 in 3.83 s on an A100) on the same JPEG copy and card, 5 runs:
+   test accuracy plain / flip TTA / full TTA (mean, spread), its time beside the main job's, and
+   ``drop_points`` = 94.01 minus its full-TTA mean. On a CPU: the import and its files only.
 2. ``lr_sweep``: the LR range test (100 iterations, batch 512, whole training set), then the main job
    at each LRMAX of ``--lr-grid`` (24 epochs, seed 0); the recipe's default LRMAX reuses part 1's seed-0
    run. The grid runs in order of information: the default, its neighbours, the range test's suggestion, then
@@ -75,7 +81,8 @@ Exit status: 0 all requested parts ran (some items may have been skipped by the 
 (budget watchdog, SIGTERM, Ctrl-C; the files hold what was measured). Progress bars are off
 (``TQDM_DISABLE=1`` unless set; the notebooks' kernels inherit it): one line per finished run instead.
 
-Dependencies: the standard library, torch, numpy and cifarhelpers (papermill for the notebooks).
+Dependencies: the standard library, torch, numpy and cifarhelpers (papermill for the notebooks, airbench
+for the peer part: the ``benchmark`` extra).
 Works with torch 2.11-2.14 and Python 3.10-3.12.
 """
 
@@ -123,9 +130,9 @@ from cifarhelpers.engine import backward_and_step, train_one_epoch  # noqa: E402
 from cifarhelpers.errors import CifarHelpersError, ConfigError, DivergenceError  # noqa: E402
 from cifarhelpers.files import atomic_write, read_json, write_json  # noqa: E402
 from cifarhelpers.handoffs import LR_JSON, TRAIN_JSON  # noqa: E402
-from cifarhelpers.loaders import AlbumentationsLoader, prepare_data, train_statistics  # noqa: E402
+from cifarhelpers.loaders import AlbumentationsLoader, prepare_data, resolved_loader, train_statistics  # noqa: E402
 from cifarhelpers.lr_range_test import run_lr_range_test  # noqa: E402
-from cifarhelpers.models import build_model  # noqa: E402
+from cifarhelpers.models import MODEL_DEFAULTS, build_model  # noqa: E402
 from cifarhelpers.precision import select_precision  # noqa: E402
 from cifarhelpers.recipes import RECIPES, build_criterion, build_optimizer  # noqa: E402
 from cifarhelpers.reproducibility import seed_epoch, seed_everything  # noqa: E402
@@ -133,13 +140,28 @@ from cifarhelpers.runs import METRICS_FILE  # noqa: E402
 from cifarhelpers.sweep_trials import latest_run  # noqa: E402
 from cifarhelpers.notebook_runner import NOTEBOOKS, run_notebooks  # noqa: E402
 from cifarhelpers.train import fit  # noqa: E402
-from cifarhelpers.transforms import train_transform  # noqa: E402
+from cifarhelpers.transforms import DEVICE_TRANSFORM_SETS, train_transform  # noqa: E402
+
+
+def _sibling(name: str):
+    """A module beside this file (benchmarks/ here; the bundle copies it beside gpu_report.py)."""
+    import importlib.util
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+peer_airbench = _sibling("peer_airbench")
+report_plans = _sibling("report_plans")
 
 # =========================================================================================
 # Settings: every hyperparameter of the report in one place
 # =========================================================================================
 
-PARTS = ("main_job", "lr_sweep", "variants", "albumentations_path", "notebooks", "zoo", "profile")
+PARTS = ("main_job", "peer", "lr_sweep", "variants", "albumentations_path", "notebooks", "zoo", "profile")
 REPORT_JSON = "gpu_report.json"
 NOTEBOOKS_TAR = "notebooks.tar.gz"
 TOP_KERNELS_TXT = "profile_top_kernels.txt"
@@ -147,6 +169,8 @@ LOG_FILE = "gpu_report.log"
 #: The notebooks the report runs: 01-06. Notebook 07 (an LR sweep, 18 full runs with the full profile) is left
 #: out; the report's own ``lr_sweep`` part measures the same grid within the time budget.
 REPORT_NOTEBOOKS = tuple(n for n in NOTEBOOKS if not n.startswith("07"))
+#: ``--notebooks``: the chains the notebooks part can run (a planned visit runs 01-07 at a grid that fits).
+NOTEBOOK_CHAINS = {"01-06": REPORT_NOTEBOOKS, "01-07": tuple(NOTEBOOKS)}
 OUTPUT_FILES = (REPORT_JSON, NOTEBOOKS_TAR, TOP_KERNELS_TXT, LOG_FILE)
 #: What comes back from the GPU node: at most this many bytes per file (and at most 8 files).
 MAX_FILE_BYTES = 16 * 2**20
@@ -176,7 +200,8 @@ class Settings:
         variant_top_k: how many variants, the best on the first seed, also run on the other seeds.
         lr_test_iterations: part 2's LR range test iterations (17 is the minimum).
         albumentations_workers: part 4's DataLoader workers; None: one per usable core.
-        resnet18_epochs, dilated_epochs: part 6's epochs (targets; fewer if the budget demands).
+        resnet18_epochs, dilated_epochs: part 6's epochs (targets; fewer if the budget demands; the full
+            report's are each model's own, ``cifarhelpers.models.MODEL_DEFAULTS``).
         notebook_parameters: part 5's papermill parameters (data root and device are added).
         profile_warmup_steps: steps run before the profiled epoch (cuDNN autotuning, allocator).
         probe_warmup_steps, probe_steps: step-time probe of a model (synthetic batch).
@@ -244,7 +269,8 @@ FULL = Settings(
               ("ls0", {"label_smoothing": 0.0}),
               ("lrmax1e-2_lrmin1e-5", {"max_lr": 1e-2, "min_lr": 1e-5})),
     variant_top_k=2,
-    albumentations_workers=None, resnet18_epochs=20, dilated_epochs=100,
+    albumentations_workers=None, resnet18_epochs=MODEL_DEFAULTS["resnet18"]["epochs"],
+    dilated_epochs=MODEL_DEFAULTS["dilated_net"]["epochs"],
     notebook_parameters={"profile": "full"},
     notebooks_fixed_seconds=150.0,  # H100 node: 01-05 took over 174 s (H200: 121 s for 01-06); 90 s was too little
     profile_warmup_steps=5, probe_warmup_steps=3, probe_steps=5, loader_probe_batches=40,
@@ -254,7 +280,8 @@ FULL = Settings(
 SMOKE = Settings(
     mode="smoke", device="cpu", train_subset=64, test_subset=50, batch_size=16, epochs=2,
     seeds=(0,), lr_grid=(1e-3, 5e-3), lr_test_iterations=17,  # 5e-3: the default, reused
-    variants=(("default", {}), ("sgd_wd5e-4", {"recipe": "onecycle_sgd", "weight_decay": 5e-4})), variant_top_k=1,
+    variants=(("default", {}), ("onecycle_sgd", {"recipe": "onecycle_sgd", **RECIPES["onecycle_sgd"].defaults})),
+    variant_top_k=1,
     albumentations_workers=0, resnet18_epochs=1, dilated_epochs=1,
     notebook_parameters={"profile": "short", "train_subset": 64, "test_subset": 50, "epochs": 1,
                          "batch_size": 16, "lr_test_iterations": 17, "images_per_class": 2, "num_images": 3, "draws": 3,
@@ -663,6 +690,7 @@ def part_template(name: str) -> dict:
         "main_job": {"runs": [], "compile_run": None, "summary": accuracy_summary([]),
                      "compile": {"steady_epoch_speedup": None, "wall_ratio_compiled_vs_eager": None,
                                  "warmup_seconds": None}},
+        "peer": peer_airbench.part_fields(),
         "lr_sweep": {"range_test": None, "range_test_seconds": None, "suggested_lr": None, "suggestions": None,
                      "grid": [], "order": [], "runs": [], "best": None},
         "variants": {"variants": [], "top_k": None, "finalists": [], "runs": [], "summary": {}, "best": None,
@@ -675,7 +703,7 @@ def part_template(name: str) -> dict:
                       "test_accuracy_fraction": None, "test_accuracy_percent": None, "train_run": None,
                       "lr_suggestion": None, "tar": {"file": NOTEBOOKS_TAR, "size_bytes": None, "size_mib": None,
                                                      "files": 0, "excluded": [], "dropped_to_fit": []}},
-        "zoo": {"models": {"resnet18": None, "dilated_net": None}},
+        "zoo": {"models": {"resnet18": None, "dilated_net": None}, "budgets_seconds": {}},
         "profile": {"source": None, "device_type": None, "steps": None, "warmup_steps": None, "wall_seconds": None,
                     "kernel_seconds": None, "conv_matmul_seconds": None, "other_kernel_seconds": None,
                     "idle_seconds": None, "conv_matmul_percent": None, "other_kernel_percent": None,
@@ -727,6 +755,7 @@ def summary_rows(report: dict) -> list[dict]:
     for r in parts["main_job"]["runs"]:
         run_row("main_job", r)
     run_row("main_job", parts["main_job"]["compile_run"])
+    rows += peer_airbench.summary_rows(parts["peer"])
     rt = parts["lr_sweep"]["range_test"]
     if rt:
         rows.append({"part": "lr_sweep", "item": "range test", "status": "completed" if rt.get("max_lr") else "failed",
@@ -740,7 +769,8 @@ def summary_rows(report: dict) -> list[dict]:
     run_row("albumentations_path", parts["albumentations_path"]["run"])
     nb = parts["notebooks"]
     if nb["status"] not in ("pending", "not_requested", "not_reached", "skipped"):
-        rows.append({"part": "notebooks", "item": "01-06", "status": nb["status"],
+        ran = sorted(nb["per_notebook_seconds"]) or ["01-06"]
+        rows.append({"part": "notebooks", "item": f"{ran[0][:2]}-{ran[-1][:2]}", "status": nb["status"],
                      "test_accuracy_percent": nb["test_accuracy_percent"], "wall_seconds": nb["wall_seconds"],
                      "seconds_per_epoch": None, "note": f"{NOTEBOOKS_TAR} {nb['tar']['size_mib']} MiB"})
     for r in parts["zoo"]["models"].values():
@@ -793,7 +823,8 @@ class Context:
                  device: torch.device | None = None, data=None, data_root: Path | None = None,
                  seeds: list[int] | None = None, lr_grid: list[float] | None = None,
                  variants: list[tuple[str, dict]] | None = None, variant_top_k: int | None = None,
-                 compile_run: bool = True,
+                 compile_run: bool = True, notebooks: tuple[str, ...] = REPORT_NOTEBOOKS,
+                 notebook_parameters: dict | None = None, zoo_budgets: dict[str, float] | None = None,
                  notebooks_dir: Path | None = None, parts: list[str] | None = None, save: bool = True):
         self.settings, self.report, self.budget = settings, report, budget
         self.out_dir, self.work_dir = out_dir, work_dir
@@ -803,6 +834,9 @@ class Context:
         self.variants = [(name, dict(o)) for name, o in (variants if variants is not None else settings.variants)]
         self.variant_top_k = variant_top_k if variant_top_k is not None else settings.variant_top_k
         self.compile_run = compile_run
+        self.notebooks = tuple(notebooks)
+        self.notebook_parameters = {**settings.notebook_parameters, **(notebook_parameters or {})}
+        self.zoo_budgets = dict(zoo_budgets or {})
         self.notebooks_dir = notebooks_dir
         self.parts = list(parts if parts is not None else PARTS)
         self.calibration: Calibration | None = None
@@ -932,10 +966,11 @@ class Context:
         KeyboardInterrupt is recorded, then raised."""
         out = self.work_dir / part / rec["label"]
         cfg = cfg.replace(output_dir=str(out))
-        rec.update(model=cfg.model, recipe=cfg.recipe, loader=cfg.loader, seed=cfg.seed, max_lr=cfg.resolved_max_lr,
+        loader = resolved_loader(cfg.loader, cfg.transform_set, self.device.type)  # "auto" resolved, as fit() does
+        rec.update(model=cfg.model, recipe=cfg.recipe, loader=loader, seed=cfg.seed, max_lr=cfg.resolved_max_lr,
                    weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing,
                    compile=cfg.compile, epochs_target=rec["epochs_target"] or cfg.epochs, batch_size=cfg.batch_size,
-                   num_workers=cfg.num_workers if cfg.loader == "albumentations" else None, status="running")
+                   num_workers=cfg.num_workers if loader == "albumentations" else None, status="running")
         self.save()
         device = self.device
         if device.type == "cuda":
@@ -1238,8 +1273,10 @@ def part_albumentations(ctx: Context, part: dict) -> None:
 
 
 def part_notebooks(ctx: Context, part: dict) -> None:
-    """Notebooks 01-06 with papermill; the run folder is packed by :func:`pack_notebooks` at the end."""
-    params = {**ctx.settings.notebook_parameters, "data_root": str(ctx.data_root), "device": str(ctx.device)}
+    """Notebooks 01-06 (or the chain ``--notebooks`` names) with papermill, in one run folder at one commit;
+    the run folder is packed by :func:`pack_notebooks` at the end."""
+    params = {**ctx.notebook_parameters, "data_root": str(ctx.data_root), "device": str(ctx.device)}
+    chain = f"notebooks {ctx.notebooks[0][:2]}-{ctx.notebooks[-1][:2]}"
     part["parameters"], part["notebooks_dir"] = params, str(ctx.notebooks_dir)
     if ctx.notebooks_dir is None or not (ctx.notebooks_dir / "01_dataset_statistics.ipynb").is_file():
         raise FileNotFoundError(f"no notebooks in {ctx.notebooks_dir}: pass --notebooks-dir (the repository's "
@@ -1257,15 +1294,16 @@ def part_notebooks(ctx: Context, part: dict) -> None:
         step = cal.step_seconds * batch / s.batch_size  # step time taken as proportional to the batch
         lr_test = cal.fixed_seconds + s.lr_test_step_factor * iters * step
         run = cal.run_seconds(epochs, step_seconds=step, steps=train_images // batch)
-        est = ctx.scaled(s.notebooks_fixed_seconds + lr_test + run)
-    if not ctx.decide("notebooks", "notebooks 01-06", est):
+        est = ctx.scaled(s.notebooks_fixed_seconds + lr_test + run * (1 + notebook_07_runs(ctx.notebooks, params,
+                                                                                             profile)))
+    if not ctx.decide("notebooks", chain, est):
         return
     parent = ctx.work_dir / "notebooks"
     sync(ctx.device)
     start = time.perf_counter()
     try:
         run_dir = run_notebooks(params, output_dir=parent, notebooks_dir=ctx.notebooks_dir,
-                                notebooks=REPORT_NOTEBOOKS, progress=False)
+                                notebooks=ctx.notebooks, progress=False)
     finally:
         sync(ctx.device)
         part["wall_seconds"] = time.perf_counter() - start
@@ -1277,6 +1315,16 @@ def part_notebooks(ctx: Context, part: dict) -> None:
     acc = part["test_accuracy_percent"]
     print(f"[notebooks] done in {part['wall_seconds']:.1f} s: notebook 04 test accuracy "
           f"{'-' if acc is None else f'{acc:.2f}%'}; {run_dir}", flush=True)
+
+
+def notebook_07_runs(notebooks: tuple[str, ...], params: dict, profile) -> int:
+    """Trainings notebook 07's sweep runs with ``params`` (its ``max_lrs`` and ``num_seeds``, else the profile's
+    grid); 0 when the chain leaves 07 out."""
+    if not any(n.startswith("07") for n in notebooks):
+        return 0
+    lrs = params.get("max_lrs")
+    count = len(str(lrs).split(",")) if lrs else len(profile.sweep["max_lrs"])
+    return count * int(params.get("num_seeds") or profile.sweep["seeds"])
 
 
 def _read_notebook_outputs(run_dir: Path, part: dict) -> None:
@@ -1292,7 +1340,7 @@ def _read_notebook_outputs(run_dir: Path, part: dict) -> None:
         content = json.loads(lr.read_text())
         part["lr_suggestion"] = {"max_lr": content.get("max_lr"), "min_lr": content.get("min_lr"),
                                  "rule": content.get("rule"), "suggestions": content.get("suggestions")}
-    for name in REPORT_NOTEBOOKS:
+    for name in NOTEBOOKS:
         path = run_dir / name
         if path.is_file():
             with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -1340,19 +1388,27 @@ def pack_notebooks(run_dir: Path | None, dest: Path, part: dict, reason: str | N
                dropped_to_fit=[str(p.relative_to(run_dir)) for p in dropped])
 
 
+def zoo_config(ctx: Context, model: str, epochs: int) -> tuple[TrainConfig, str]:
+    """A zoo model's config as its own defaults say (``TrainConfig.preset``: recipe, batch, transform set,
+    warm-up and the recipe's settings) at the report's data size and ``epochs``, on the device loader when it
+    implements the model's transform set, else on the albumentations loader; and a note saying which."""
+    preset, main = TrainConfig.preset(model=model), TrainConfig()
+    own = {f: v for f, v in preset.to_dict().items() if f not in NOT_VARIED and v != getattr(main, f)}
+    if preset.transform_set in DEVICE_TRANSFORM_SETS:
+        return ctx.main_config(**{**own, "epochs": epochs}), f"its own settings, device loader ({preset.transform_set})"
+    cfg = ctx.main_config(**{**own, "epochs": epochs, "loader": "albumentations",
+                             "num_workers": ctx.settings.loader_workers()})
+    return cfg, f"its own settings, albumentations loader ({preset.transform_set} is not on the device loader)"
+
+
 def part_zoo(ctx: Context, part: dict) -> None:
-    """ResNet18-GN (plateau_sgd, 20 epochs, device loader) and DilatedNet (step_sgd, affine_cutout16,
-    albumentations, 100 epochs or as many as fit)."""
+    """ResNet18-GN and DilatedNet, each at its own recipe and epochs (``TrainConfig.preset``; the smoke
+    settings' epochs on the CPU), each within its own share of the budget (``--zoo-budget MODEL=SECONDS``;
+    none: what is left). A model whose epochs do not all fit runs as many as fit, said so in its notes."""
     s = ctx.settings
-    workers = s.loader_workers()
-    models = {
-        # the device loader implements cutout8 only: ResNet18 keeps the default transform set
-        "resnet18": (ctx.main_config(model="resnet18", recipe="plateau_sgd", epochs=s.resnet18_epochs),
-                     "device loader (cutout8, the default transform set)"),
-        "dilated_net": (ctx.main_config(model="dilated_net", recipe="step_sgd", transform_set="affine_cutout16",
-                                        loader="albumentations", num_workers=workers, epochs=s.dilated_epochs),
-                        "albumentations loader (affine_cutout16 is not implemented by the device loader)"),
-    }
+    models = {"resnet18": zoo_config(ctx, "resnet18", s.resnet18_epochs),
+              "dilated_net": zoo_config(ctx, "dilated_net", s.dilated_epochs)}
+    part["budgets_seconds"] = dict(ctx.zoo_budgets)
     for name, (cfg, why) in models.items():
         rec = {**run_template(name), "epochs_target": cfg.epochs}
         rec["notes"].append(why)
@@ -1381,6 +1437,8 @@ def part_zoo(ctx: Context, part: dict) -> None:
                 per_epoch = ctx.scaled(cal.epoch_seconds(test_scale=ratio, **train))
                 fixed = ctx.scaled(cal.fixed_seconds)
                 available = ctx.budget.left() - ctx.reserve_seconds("zoo")
+                if name in ctx.zoo_budgets:
+                    available = min(available, ctx.zoo_budgets[name])
                 epochs = fit_epochs(cfg.epochs, per_epoch, fixed, available)
                 est = fixed + max(epochs, 1) * per_epoch
                 rec["notes"].append(f"probe: {probe['step_seconds'] * 1000:.1f} ms per step ({ratio:.2f} x the main "
@@ -1579,6 +1637,7 @@ def part_variants(ctx: Context, part: dict) -> None:
 
 RUNNERS: dict[str, Callable[[Context, dict], None]] = {
     "main_job": part_main_job,
+    "peer": peer_airbench.run_part,
     "lr_sweep": part_lr_sweep,
     "variants": part_variants,
     "albumentations_path": part_albumentations,
@@ -1740,10 +1799,71 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated("SIGTERM")
 
 
+def expand_plan(argv: list[str]) -> tuple[list[str], str | None]:
+    """``--plan NAME --step N`` replaced by the step's own arguments (:mod:`report_plans`), placed before the
+    rest so that flags given on the command line win; a ``--variant`` given replaces the plan's list. Also
+    returns the plan's text when ``--show-plan`` asks for it (None otherwise).
+
+    Raises:
+        ValueError: an unknown plan or step, or ``--step`` without ``--plan``.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plan", default=None)
+    pre.add_argument("--step", type=int, default=None)
+    pre.add_argument("--show-plan", action="store_true")
+    known, rest = pre.parse_known_args(argv)
+    if known.plan is None:
+        if known.step is not None or known.show_plan:
+            raise ValueError("--step and --show-plan need --plan NAME (e.g. --plan round2)")
+        return argv, None
+    if known.show_plan:
+        report_plans.get_step(known.plan, 1)  # checks the name
+        return rest, report_plans.format_plan(report_plans.PLANS[known.plan])
+    number = known.step if known.step is not None else 1
+    planned = report_plans.step_arguments(report_plans.get_step(known.plan, number))
+    if "--variant" in rest:  # the plan's variants and their top-k give way to the command line's
+        cut = planned.index("--variant") if "--variant" in planned else len(planned)
+        end = planned.index("--variant-top-k") + 2 if "--variant-top-k" in planned else cut
+        planned = planned[:cut] + planned[end:]
+    return ["--plan", known.plan, "--step", str(number), *planned, *rest], None
+
+
+def _pairs(items: list[str] | None, flag: str, parse) -> dict:
+    out = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise ValueError(f"{flag} {item!r} is not NAME=VALUE")
+        out[name.strip()] = parse(text.strip())
+    return out
+
+
+def _literal(text: str):
+    """A papermill parameter's value from text: a number, true/false/none, else the text itself."""
+    low = text.lower()
+    if low in ("true", "false", "none"):
+        return {"true": True, "false": False, "none": None}[low]
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return text
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(description="Measure the project's GPU figures in one budgeted run (see the module "
                                             "docstring for the parts, outputs and units).")
+    p.add_argument("--plan", choices=sorted(report_plans.PLANS), default=None,
+                   help="a planned visit (benchmarks/report_plans.py): its step's parts, variants and budget; flags "
+                        "given after it win")
+    p.add_argument("--step", type=int, default=None, help="the plan's step, from 1 (default 1)")
+    p.add_argument("--show-plan", action="store_true", help="print the plan's steps, commands and estimates, and exit")
+    p.add_argument("--notebooks", choices=sorted(NOTEBOOK_CHAINS), default="01-06",
+                   help="the notebooks part's chain (default 01-06; 01-07 adds the LR sweep notebook)")
+    p.add_argument("--notebook-parameter", action="append", default=None, metavar="NAME=VALUE",
+                   help="a papermill parameter for the notebooks part, e.g. num_seeds=1; repeat for more")
+    p.add_argument("--zoo-budget", action="append", default=None, metavar="MODEL=SECONDS",
+                   help="a zoo model's own share of the budget, in seconds, e.g. dilated_net=330; repeat for more")
     p.add_argument("--smoke", action="store_true", help="every part on tiny subsets, on the CPU (a few minutes)")
     p.add_argument("--budget-minutes", type=float, default=9.0, help="wall-clock budget of the whole command (9)")
     p.add_argument("--out", default=os.environ.get("OUT") or str(here / "out" / "gpu-report"),
@@ -1773,7 +1893,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--notebooks-dir", default=str(here.parent / "notebooks"),
                    help="folder with notebooks 01-06 (default: the repository's notebooks/)")
     p.add_argument("--commit", default=None, help="git commit to record when the code is not a git checkout")
+    try:
+        argv, args_plan_text = expand_plan(list(sys.argv[1:] if argv is None else argv))
+    except ValueError as err:
+        p.error(str(err))
     args = p.parse_args(argv)
+    args.plan_text = args_plan_text
+    try:
+        args.notebook_parameters = _pairs(args.notebook_parameter, "--notebook-parameter", _literal)
+        args.zoo_budgets = _pairs(args.zoo_budget, "--zoo-budget", float)
+    except ValueError as err:
+        p.error(f"{err}, e.g. num_seeds=1 or dilated_net=330")
+    unknown = sorted(set(args.zoo_budgets) - {"resnet18", "dilated_net"})
+    if unknown or any(not (v > 0 and math.isfinite(v)) for v in args.zoo_budgets.values()):
+        p.error(f"--zoo-budget takes resnet18=SECONDS or dilated_net=SECONDS with SECONDS > 0, got "
+                f"{args.zoo_budget}")
     if args.budget_minutes <= 0:
         p.error("--budget-minutes must be > 0")
     if any(not (v > 0 and math.isfinite(v)) for v in (args.lr_grid or [])):
@@ -1843,6 +1977,9 @@ def main(argv: list[str] | None = None, start: float | None = None) -> int:
     passes its own start time, before the imports). Returns 0 (completed), 1 (failed to start:
     device, data) or 3 (interrupted: budget watchdog, SIGTERM, Ctrl-C)."""
     args = parse_args(argv)
+    if args.plan_text is not None:
+        print(args.plan_text)
+        return 0
     settings = SMOKE if args.smoke else FULL
     out_dir = Path(args.out).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1883,8 +2020,12 @@ def main(argv: list[str] | None = None, start: float | None = None) -> int:
         ctx = Context(settings=settings, report=report, budget=budget, out_dir=out_dir, work_dir=work_dir,
                       device=device, data=data, data_root=data_root, seeds=args.seeds, lr_grid=args.lr_grid,
                       variants=args.variants, variant_top_k=args.variant_top_k, compile_run=not args.no_compile_run,
+                      notebooks=NOTEBOOK_CHAINS[args.notebooks], notebook_parameters=args.notebook_parameters,
+                      zoo_budgets=args.zoo_budgets,
                       notebooks_dir=Path(args.notebooks_dir).expanduser().resolve(), parts=parts)
-        report["settings"].update(seeds=ctx.seeds, lr_grid=ctx.lr_grid, variants=ctx.variants,
+        report["settings"].update(plan=args.plan, plan_step=args.step, notebooks=list(ctx.notebooks),
+                                  notebook_parameters=ctx.notebook_parameters, zoo_budgets=ctx.zoo_budgets,
+                                  seeds=ctx.seeds, lr_grid=ctx.lr_grid, variants=ctx.variants,
                                   variant_top_k=ctx.variant_top_k, compile_run=ctx.compile_run, device=str(device),
                                   data_root=str(data_root), notebooks_dir=str(ctx.notebooks_dir))
         ctx.save()
