@@ -43,7 +43,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,notebooks,tensorboard,sweep]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,notebooks,tensorboard,sweep,benchmark]'
 	@touch $@
 
 data:
@@ -54,7 +54,7 @@ endif
 	@echo "CIFAR10_ROOT=$(if $(CIFAR10_ROOT),$(CIFAR10_ROOT),./data (download on first use))"
 
 train: install data
-	$(BIN)/cifar-train --download true $(TRAIN_ARGS)
+	$(BIN)/cifar-train --download $(TRAIN_ARGS)
 
 test: install data
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \

@@ -128,7 +128,7 @@ def test_project_requirements_skip_interactive_names():
 
     real, _ = bundle.project_requirements(tomllib.loads((ROOT / "pyproject.toml").read_text()))
     names = {canonicalize_name(r.name) for r in real}
-    assert {"papermill", "ipykernel", "albumentations", "grad-cam"} <= names and "jupyter" not in names
+    assert {"papermill", "ipykernel", "albumentations", "grad-cam", "airbench"} <= names and "jupyter" not in names
     assert "pytest" not in names
 
 
@@ -182,6 +182,68 @@ def test_no_wheel_for_names_the_requirement_pip_found_no_wheel_for():
               "    The user requested (constraint) grad-cam==1.5.7\nERROR: Cannot install grad-cam<2 and >=1.5.4")
     assert bundle.no_wheel_for(pinned, reqs) == reqs[1]
     assert bundle.no_wheel_for("ERROR: HTTP error 503 while getting https://...", reqs) is None
+
+
+# What `pip download -vv` logs for torch's index page (pip 23.2 format; the wheel names are what counts).
+_TORCH_LOG = "\n".join(
+    f"  Skipping link: none of the wheel's tags ({tags}) are compatible (run pip debug --verbose "
+    f"to show compatible tags): https://files.pythonhosted.org/packages/ab/cd/torch-{version}-{tags}.whl "
+    f"(from https://pypi.org/simple/torch/) (requires-python:>=3.9)"
+    for version, tags in [
+        ("2.8.0", "cp39-cp39-manylinux_2_28_x86_64"), ("2.8.0", "cp312-cp312-manylinux_2_28_x86_64"),
+        ("2.14.1", "cp310-cp310-manylinux_2_28_x86_64"), ("2.14.1", "cp312-cp312-manylinux_2_28_x86_64"),
+        ("2.14.1", "cp312-cp312-manylinux_2_28_aarch64"), ("2.14.1", "cp312-cp312-win_amd64"),
+        ("2.14.1", "cp314-cp314t-manylinux_2_28_x86_64"),
+    ]) + "\n  Found link https://files.pythonhosted.org/packages/ef/01/torchvision-0.29.1-cp312-cp312-win_amd64.whl"
+_RESOLUTION_IMPOSSIBLE = (
+    "ERROR: Cannot install torch>=2.6 because these package versions have conflicting dependencies.\n\n"
+    "The conflict is caused by:\n    The user requested torch>=2.6\n"
+    "    The user requested (constraint) torch<=2.14.1,==2.14.1\n\n"
+    "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/")
+
+
+def test_a_python_or_platform_torch_has_no_wheel_for_gets_the_versions_that_work():
+    wheels = bundle.published_wheels(_TORCH_LOG, "torch")
+    assert sorted(wheels) == ["2.14.1", "2.8.0"], "torchvision's wheel is not torch's"
+    pin, req = Requirement("torch==2.14.1"), Requirement("torch>=2.6")
+    py39 = bundle.wheel_only_message(req, pin, bundle.make_target(None, "3.9", "manylinux_2_28_x86_64"), wheels)
+    assert py39.startswith("torch==2.14.1 (the version constraints.txt pins) publishes no wheel for CPython 3.9 on "
+                           "manylinux_2_28_x86_64")
+    assert "its wheels are for CPython 3.10, 3.12: pass --python-version" in py39, "not the free-threaded 3.14t"
+    assert "torch 2.8.0 (also within torch>=2.6) has a wheel for this target" in py39
+    assert "name it in --has" in py39
+    arm = bundle.wheel_only_message(req, pin, bundle.make_target(None, "3.12", "macosx_14_0_arm64"), wheels)
+    assert "For CPython 3.12 its wheels are for manylinux_2_28_aarch64, manylinux_2_28_x86_64, win_amd64: " \
+           "pass --platform" in arm
+    # a wheel exists (also through an older manylinux tag the target accepts), or the log named none: pip's error stands
+    py39_target = bundle.make_target(None, "3.9", "manylinux_2_28_x86_64")
+    assert bundle.wheel_only_message(req, pin, bundle.make_target("gpu-node"), wheels) is None
+    newer_glibc = bundle.make_target(None, "3.12", "manylinux_2_34_x86_64")
+    assert bundle.wheel_only_message(req, pin, newer_glibc, wheels) is None
+    assert bundle.wheel_only_message(req, None, py39_target, wheels) is None, "unpinned, torch 2.8.0 fits"
+    assert bundle.wheel_only_message(req, pin, py39_target, {}) is None
+
+
+def test_pips_resolution_impossible_for_torch_becomes_the_clear_message(tmp_path, monkeypatch):
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("torch==2.14.1\n")
+    target = bundle.make_target(None, "3.9", "manylinux_2_28_x86_64")
+    fetcher = bundle.PipFetcher(target, tmp_path / "cache", constraints, log=lambda _: None)
+    calls = []
+
+    def fake_run(cmd, **kwargs):  # no network: pip's answers, stubbed
+        calls.append(cmd)
+        log = _TORCH_LOG if "-vv" in cmd else _RESOLUTION_IMPOSSIBLE
+        return subprocess.CompletedProcess(cmd, 1, stdout="", stderr=log)
+
+    monkeypatch.setattr(bundle.subprocess, "run", fake_run)
+    with pytest.raises(bundle.BundleError) as err:
+        fetcher([Requirement("torch>=2.6"), Requirement("tqdm>=4.66")])
+    message = str(err.value)
+    assert "ResolutionImpossible" not in message and "CPython 3.10, 3.12: pass --python-version" in message
+    probe = calls[-1]
+    assert probe[-1] == "torch===no-such-version", "the look-up asks for a version no index has: nothing downloads"
+    assert not any("--no-binary" in c for c in calls), "no attempt to build torch from a source distribution"
 
 
 def test_wheel_metadata_and_top_level_modules(tmp_path):
@@ -372,7 +434,7 @@ def test_bundle_runs_the_gpu_report_smoke_in_the_isolated_python(local_bundle, n
     if bundle.DEFAULT_DATA.is_file():   # the shared archive, whose sha256 its README gives
         assert manifest["data"]["sha256"].startswith("efac85c8")
     names = {w["name"] for w in manifest["wheels"]}
-    assert {"cifarhelpers", "albumentations", "grad-cam", "papermill", "ipykernel"} <= names
+    assert {"cifarhelpers", "albumentations", "grad-cam", "papermill", "ipykernel", "airbench"} <= names
     assert not names & {"torch", "numpy", "jupyter", "notebook", "jupyterlab"}
     assert manifest["gpu_report"] == (ROOT / "benchmarks" / "gpu_report.py").is_file()
     out = tmp_path / "report"
@@ -387,6 +449,10 @@ def test_bundle_runs_the_gpu_report_smoke_in_the_isolated_python(local_bundle, n
         report = json.loads((out / "gpu_report.json").read_text())
         assert report["status"] == "completed" and not report["errors"], (report["status"], report["errors"])
         assert report["parts"]["notebooks"]["status"] == "completed", "papermill's kernel ran the notebooks"
+        assert "peer_airbench.py" in manifest["gpu_report_siblings"]
+        peer = report["parts"]["peer"]  # airbench from the bundle's wheel, its files checked (no runs on a CPU)
+        assert peer["status"] == "completed" and peer["package"]["version"] == "0.1.8", peer
+        assert peer["files_check"]["train"]["read_by_airbench_cifarloader"] and peer["runs"] == []
         git = manifest["project"]["git"]
         if git["commit"]:  # run.sh hands the bundle's commit to the report (the bundle is no checkout)
             assert report["environment"]["git_commit"] == git["commit"] + ("-dirty" if git["dirty"] else "")

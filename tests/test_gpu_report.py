@@ -205,7 +205,7 @@ def costing(seconds):
 
 def test_parts_that_no_longer_fit_are_skipped_and_recorded(tmp_path):
     ctx, clock = make_ctx(tmp_path, budget_seconds=100.0)
-    runners = {"main_job": costing(40), "lr_sweep": costing(58), "variants": costing(0), "albumentations_path": costing(30),
+    runners = {"main_job": costing(40), "peer": costing(0), "lr_sweep": costing(58), "variants": costing(0), "albumentations_path": costing(30),
                "notebooks": costing(30), "zoo": costing(20), "profile": costing(4)}
     assert gr.run_parts(ctx, runners) is True
     parts = ctx.report["parts"]
@@ -293,8 +293,8 @@ def test_parts_not_requested_are_recorded_as_skipped(tmp_path):
     assert gr.run_parts(ctx, {p: costing(1) for p in gr.PARTS})
     parts = ctx.report["parts"]
     assert parts["zoo"]["status"] == "not_requested" and parts["profile"]["status"] == "completed"
-    assert {s["part"] for s in ctx.report["skipped"]} == {"lr_sweep", "variants", "albumentations_path", "notebooks",
-                                                          "zoo"}
+    assert {s["part"] for s in ctx.report["skipped"]} == {"peer", "lr_sweep", "variants", "albumentations_path",
+                                                          "notebooks", "zoo"}
     assert all(s["reason"] == "not in --parts" for s in ctx.report["skipped"])
 
 
@@ -318,7 +318,7 @@ def test_variants_parse_each_value_as_cifar_train_does():
     ([["a", "label_smoothing=1.5"]], r"label_smoothing"),
     ([["a", "recipe=onecycle_sgd", "max_lr=0.1", "min_lr=0.2"]], r"min_lr=0.2 is above max_lr=0.1"),
     ([["a", "max_lr=find"]], r"max_lr=find would run the LR range test.*give LRMAX as a number"),
-    ([["a", "transform_set=affine_cutout16"]], r"--variant a: loader='device' implements transform_set='cutout8' only"),
+    ([["a", "transform_set=affine_cutout16"]], r"--variant a: loader='device' implements transform_set in \['cutout8', 'cutout8_p05'\] only"),
 ])
 def test_a_bad_variant_is_named_with_the_fix(items, message):
     with pytest.raises(gr.ConfigError, match=message):

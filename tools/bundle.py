@@ -23,14 +23,14 @@ along (the project's device runner: ``carry: ["dist/bundle-gpu-node"]``, 64 MiB 
 
 What goes in ``wheels/``: the project's runtime dependencies (``[project].dependencies`` in
 pyproject.toml), what headless notebook execution needs (the ``notebooks`` extra minus the
-interactive-only names in :data:`INTERACTIVE_ONLY`, plus :data:`HEADLESS_NOTEBOOK`), and their
-dependencies recursively, for the TARGET's Python version and platform, minus what the target has.
+interactive-only names in :data:`INTERACTIVE_ONLY`, plus :data:`HEADLESS_NOTEBOOK`), the ``benchmark``
+extra (airbench, the GPU report's peer part), and their dependencies recursively, for the TARGET's Python version and platform, minus what the target has.
 pip cannot resolve "for another platform, minus what the target has", so this script resolves
 itself: it downloads each needed requirement with ``pip download --no-deps --only-binary=:all:
 --python-version .. --platform .. --implementation cp --abi cp3XX`` (with older manylinux tags as
 fallbacks), reads the wheel's ``Requires-Dist``, evaluates the markers for the target (its Python
 version, Linux, its machine, the requested extras) and recurses into names the target lacks. A
-requirement published only as a source distribution (grad-cam 1.5.7) is built here with ``pip
+requirement published only as a source distribution (grad-cam 1.5.7, airbench 0.1.8) is built here with ``pip
 wheel --no-deps --no-binary NAME``; that is allowed for pure-Python projects only (a compiled one
 fails with a message saying so). Versions follow ``constraints.txt`` at the repo root when it
 exists (``-c``), so the bundle gets the versions CI tests.
@@ -69,6 +69,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
+from urllib.parse import unquote
 
 try:
     import tomllib
@@ -105,6 +106,10 @@ INTERACTIVE_ONLY = frozenset(canonicalize_name(n) for n in (
 ))
 #: What executing the notebooks headless needs: always bundled (unless the target has them).
 HEADLESS_NOTEBOOK = ("papermill", "ipykernel")
+#: The extra the GPU report's ``peer`` part needs (airbench): bundled with the runtime dependencies.
+BENCHMARK_EXTRA = "benchmark"
+#: Modules of benchmarks/ that gpu_report.py loads from its own folder: copied beside it.
+REPORT_SIBLINGS = ("peer_airbench.py", "report_plans.py")
 #: Top-level modules the import check must not import: importing ipykernel_launcher starts a kernel.
 NEVER_IMPORT = frozenset({"ipykernel_launcher"})
 
@@ -335,10 +340,12 @@ def installed_closure(names: Iterable[str], env: Mapping[str, str],
 
 
 def project_requirements(pyproject: Mapping, extra: str = "notebooks") -> tuple[list[Requirement], list[str]]:
-    """What the bundle must provide: runtime dependencies, the ``extra`` minus interactive-only
-    names, and :data:`HEADLESS_NOTEBOOK` where not named yet. Returns (requirements, skipped names)."""
+    """What the bundle must provide: runtime dependencies, the :data:`BENCHMARK_EXTRA` extra, the ``extra``
+    minus interactive-only names, and :data:`HEADLESS_NOTEBOOK` where not named yet. Returns (requirements,
+    skipped names)."""
     project = pyproject["project"]
     reqs = [Requirement(s) for s in project.get("dependencies", [])]
+    reqs += [Requirement(s) for s in project.get("optional-dependencies", {}).get(BENCHMARK_EXTRA, [])]
     skipped = []
     for spec in project.get("optional-dependencies", {}).get(extra, []):
         req = Requirement(spec)
@@ -537,6 +544,85 @@ def no_wheel_for(pip_output: str, reqs: list[Requirement]) -> Requirement | None
     return None
 
 
+#: Compiled packages published as wheels only (no sdist to build here): when pip finds none for the
+#: target, the bundle stops with the Pythons and platforms they do publish wheels for.
+WHEEL_ONLY = frozenset({"torch", "torchvision"})
+
+
+def published_wheels(pip_log: str, name: str) -> dict[str, list[frozenset]]:
+    """The wheels of ``name`` named in a ``pip download -vv`` log, as version -> tag sets (one per file).
+
+    pip logs every file of the index page it reads ("Found link" / "Skipping link: none of the
+    wheel's tags ... are compatible"), so the log of any request for ``name`` lists all its wheels."""
+    out: dict[str, set[frozenset]] = {}
+    for filename in re.findall(r"[^/\s()'\"]+\.whl\b", pip_log):
+        try:
+            wname, version, _, tags = parse_wheel_filename(unquote(filename))
+        except ValueError:  # InvalidWheelFilename, InvalidVersion
+            continue
+        if canonicalize_name(wname) == canonicalize_name(name):
+            out.setdefault(str(version), set()).add(tags)
+    return {v: sorted(t, key=lambda tags: sorted(map(str, tags))) for v, t in out.items()}
+
+
+def _cp_version(tag) -> str | None:
+    """``"3.12"`` for a CPython tag ``cp312-cp312-*``, ``cp312-abi3-*`` or ``cp312-none-*`` (None:
+    free-threaded ``cp314-cp314t``, ``py3``, other interpreters)."""
+    m = re.fullmatch(r"cp(\d)(\d+)", tag.interpreter)
+    return f"{m.group(1)}.{m.group(2)}" if m and tag.abi in (tag.interpreter, "abi3", "none") else None
+
+
+def wheel_only_message(req: Requirement, pin: Requirement | None, target: Target,
+                       wheels: Mapping[str, Iterable[frozenset]], constraints: str = "constraints.txt") -> str | None:
+    """Why a wheel-only ``req`` (see :data:`WHEEL_ONLY`) cannot be bundled for ``target``, with the
+    CPython versions (for its platform) or platforms (for its Python) that do have wheels and the fix.
+
+    Args:
+        req: what the bundle needs (e.g. ``torch>=2.6``); pin: the constraints file's pin on it, if any.
+        wheels: :func:`published_wheels` of the index. constraints: the pin's file name, for the message.
+
+    Returns:
+        The message, or None when a version allowed by ``req`` and ``pin`` has a wheel for the target
+        (pip failed for another reason) or ``wheels`` lists none (nothing known: pip's error stands).
+    """
+    name = canonicalize_name(req.name)
+    spec = req.specifier & (pin.specifier if pin is not None else SpecifierSet())
+    allowed = {v: t for v, t in wheels.items() if spec.contains(v, prereleases=True)}
+    if not allowed:
+        return None
+    pv, plats = target.python_version, set(target.platforms)
+
+    def fits(tags) -> bool:  # a CPython wheel for the target's Python and one of its platform tags
+        return any(_cp_version(t) == pv and t.platform in plats for t in tags)
+
+    if any(fits(tags) for tag_sets in allowed.values() for tags in tag_sets):
+        return None
+    every = [t for tag_sets in allowed.values() for tags in tag_sets for t in tags]
+    pythons = sorted({_cp_version(t) for t in every if t.platform in plats} - {None}, key=Version)
+    platforms = sorted({t.platform for t in every if _cp_version(t) == pv})
+    what = f"{pin} (the version {constraints} pins)" if pin is not None else f"{req} (no version of it)"
+    msg = [f"{what} publishes no wheel for CPython {pv} on {target.platform} (or the older tags it accepts), and "
+           f"{name} has no source distribution to build one from."]
+    if pythons:
+        msg.append(f"For {target.platform} its wheels are for CPython {', '.join(pythons)}: pass --python-version "
+                   f"with one of them, the Python the target runs.")
+    elif platforms:
+        msg.append(f"For CPython {pv} its wheels are for {', '.join(platforms)}: pass --platform with the "
+                   f"target's one.")
+    else:
+        anywhere = sorted({_cp_version(t) for t in every} - {None}, key=Version)
+        msg.append(f"Its wheels are for CPython {', '.join(anywhere)} on {', '.join(sorted({t.platform for t in every}))}"
+                   f": pass --python-version and --platform of a target among them.")
+    other = [v for v, tag_sets in wheels.items() if req.specifier.contains(v, prereleases=True) and v not in allowed
+             and any(fits(tags) for tags in tag_sets)]
+    if pin is not None and other:
+        msg.append(f"{name} {max(other, key=Version)} (also within {req}) has a wheel for this target: pin it (with the "
+                   f"matching torch / torchvision release) in a constraints file of your own (--constraints FILE).")
+    msg.append(f"If the target already has {name}, name it in --has (e.g. --has torch torchvision ...): the bundle "
+               f"then leaves it out and uses the target's own.")
+    return " ".join(msg)
+
+
 class PipFetcher:
     """Fetches wheels for a target with ``pip download --no-deps`` into a cache folder; builds a
     wheel from the sdist (``pip wheel --no-binary``) when a requirement has no wheel, pure Python only."""
@@ -546,6 +632,7 @@ class PipFetcher:
         self.target, self.cache, self.constraints, self.offline, self.log = target, cache, constraints, offline, log
         self.pins = read_constraints(constraints)
         self.notes: list[str] = []
+        self.wheel_only_checked: set[str] = set()  # WHEEL_ONLY names already looked up on the index
         cache.mkdir(parents=True, exist_ok=True)
 
     def _pip(self, *args: str) -> subprocess.CompletedProcess:
@@ -572,6 +659,7 @@ class PipFetcher:
                                  "-d", str(staging), *map(str, remaining))
                 if proc.returncode == 0:
                     break
+                self._check_wheel_only(remaining)  # torch for a Python it has no wheels for: say so, not pip's error
                 out = proc.stdout + proc.stderr
                 failing = no_wheel_for(out, remaining)
                 if failing is None:
@@ -636,6 +724,25 @@ class PipFetcher:
         info = read_wheel(dest)
         info.source = "built from sdist"
         return info
+
+    def _check_wheel_only(self, reqs: list[Requirement]) -> None:
+        """Raise :func:`wheel_only_message` for the first of ``reqs`` in :data:`WHEEL_ONLY` that has no
+        wheel for the target (each name is looked up once; not --offline, where the cache is all there is)."""
+        for req in reqs:
+            name = canonicalize_name(req.name)
+            if name not in WHEEL_ONLY or name in self.wheel_only_checked or self.offline:
+                continue
+            self.wheel_only_checked.add(name)
+            # a version no index has: pip downloads nothing and its -vv log lists every file of the name
+            with tempfile.TemporaryDirectory(prefix="bundle-probe-") as tmp:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "pip", "download", "-vv", "--no-deps", "--only-binary=:all:",
+                     *self.target.pip_args(), "-d", tmp, "--disable-pip-version-check", "--progress-bar", "off",
+                     f"{name}===no-such-version"], capture_output=True, text=True)
+            msg = wheel_only_message(req, self.pins.get(name), self.target, published_wheels(
+                proc.stdout + proc.stderr, name), self.constraints.name if self.constraints else "constraints")
+            if msg:
+                raise BundleError(msg)
 
     def _probe_without_constraints(self, req: Requirement) -> str | None:
         """The wheel pip finds for ``req`` when constraints.txt is left out (None: none)."""
@@ -832,6 +939,8 @@ def build_bundle(target: Target, out: Path, *, data: Path | None = DEFAULT_DATA,
         report = ROOT / "benchmarks" / "gpu_report.py"
         if report.is_file():
             shutil.copy2(report, work / "gpu_report.py")
+            for sibling in REPORT_SIBLINGS:  # the modules gpu_report.py loads from its own folder
+                shutil.copy2(report.parent / sibling, work / sibling)
         else:
             notes.append("benchmarks/gpu_report.py did not exist: `run.sh gpu-report` is unavailable in this bundle")
             log("note: " + notes[-1])
@@ -862,6 +971,7 @@ def build_bundle(target: Target, out: Path, *, data: Path | None = DEFAULT_DATA,
             "data": data_entry,
             "notebooks": sorted(str(p.relative_to(work)) for p in (work / "notebooks").rglob("*") if p.is_file()),
             "gpu_report": (work / "gpu_report.py").is_file(),
+            "gpu_report_siblings": sorted(n for n in REPORT_SIBLINGS if (work / n).is_file()),
             "notes": notes,
         }
         manifest_text = json.dumps(manifest, indent=1)
