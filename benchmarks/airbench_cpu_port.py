@@ -76,6 +76,7 @@ class AutocastSequential(nn.Sequential):
     autocast_dtype: torch.dtype | None = None
 
     def forward(self, x):
+        """(N, 3, 32, 32) images to (N, 10) logits, under CPU autocast when ``autocast_dtype`` is set."""
         if self.autocast_dtype is None:
             return super().forward(x)
         with torch.autocast("cpu", dtype=self.autocast_dtype):
@@ -115,9 +116,11 @@ class WallClockEvent:
         self.t = None
 
     def record(self, *args, **kwargs):
+        """Read the wall clock now (``torch.cuda.Event.record``'s stand-in; arguments ignored)."""
         self.t = time.perf_counter()
 
     def elapsed_time(self, end: "WallClockEvent") -> float:
+        """Milliseconds from this event to ``end``, as ``torch.cuda.Event.elapsed_time`` gives them."""
         return 1e3 * (end.t - self.t)
 
 
@@ -217,6 +220,7 @@ def readme_text(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (``--help``); returns the exit status (0 done)."""
     p = argparse.ArgumentParser(description="airbench94 through the CPU port on the JPEG copy; writes one JSON.")
     p.add_argument("--readme-from", default=None, metavar="JSON",
                    help="only write README.md beside a finished run's result JSON, then exit")

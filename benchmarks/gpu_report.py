@@ -66,7 +66,7 @@ Figures and units (key suffixes in the JSON; ``units`` in the JSON repeats this)
   A run's ``wall_seconds`` = ``data_seconds`` (subsets, statistics, loaders, data to the device)
   + ``warmup_seconds`` (first epoch's training seconds minus the median of the other epochs': cuDNN
   autotuning, ``torch.compile``) + ``training_seconds`` (the rest of the training passes)
-  + ``evaluation_seconds`` (test passes) + ``other_seconds`` (model build, per-epoch checkpoints
+  + ``evaluation_seconds`` (test passes, the last one's flip-TTA pass included: ``flip_tta_seconds``) + ``other_seconds`` (model build, per-epoch checkpoints
   and metrics writes, the final plot).
 * ``seconds_per_epoch``: mean of (train + test) seconds over all epochs (fit's figure);
   ``steady_seconds_per_epoch``: median over epochs 2..N (no warm-up).
@@ -302,7 +302,8 @@ def main_config(settings: Settings, **changes) -> TrainConfig:
 #: TrainConfig fields a variant may change without changing what a run costs: the calibration of the main
 #: job's time holds for it (a variant that changes anything else is estimated with that calibration too, but
 #: does not calibrate).
-SAME_COST_FIELDS = ("recipe", "max_lr", "min_lr", "pct_start", "weight_decay", "label_smoothing", "seed",
+SAME_COST_FIELDS = ("recipe", "max_lr", "min_lr", "end_lr", "pct_start", "weight_decay", "label_smoothing",
+                    "logit_scale", "warmup_epochs", "seed",
                     "lr_rule", "lr_test_iterations", "output_dir")
 
 
@@ -316,6 +317,7 @@ UNITS = {
     "wall_seconds": "= data_seconds + warmup_seconds + training_seconds + evaluation_seconds + other_seconds",
     "warmup_seconds": "first epoch's train seconds minus the median of the other epochs' (cuDNN autotuning, "
                       "torch.compile); null with a single epoch",
+    "flip_tta_seconds": "the last epoch's extra test pass with horizontal-flip TTA; part of evaluation_seconds",
     "other_seconds": "model build, per-epoch checkpoint and metrics writes, final plot",
     "seconds_per_epoch": "mean (train + test) seconds over all epochs, as fit() reports it",
     "steady_seconds_per_epoch": "median (train + test) seconds over epochs 2..N",
@@ -513,8 +515,9 @@ def run_figures(metrics: dict, wall_seconds: float | None, batch_size: int) -> d
     wall = wall_seconds if wall_seconds is not None else timings.get("wall_seconds")
     warm = warmup_seconds(train)
     train_total, test_total = sum(train), sum(test)
+    flip_tta = sum(float(h.get("flip_tta_seconds") or 0.0) for h in hist)  # the last epoch's extra test pass
     training = train_total - (warm or 0.0)
-    other = (wall - (data or 0.0) - train_total - test_total) if wall is not None else None
+    other = (wall - (data or 0.0) - train_total - test_total - flip_tta) if wall is not None else None
     train_images = (metrics.get("data") or {}).get("train_images")
     steps = train_images // batch_size if train_images else None
     steady_train = statistics.median(train[1:]) if len(train) > 1 else (train[0] if train else None)
@@ -534,7 +537,8 @@ def run_figures(metrics: dict, wall_seconds: float | None, batch_size: int) -> d
         "data_seconds": data,
         "warmup_seconds": warm,
         "training_seconds": training if hist else None,
-        "evaluation_seconds": test_total if hist else None,
+        "evaluation_seconds": test_total + flip_tta if hist else None,
+        "flip_tta_seconds": flip_tta if hist else None,
         "other_seconds": other,
         "eval_warmup_seconds": warmup_seconds(test),
         "train_seconds_total": train_total if hist else None,
@@ -666,7 +670,7 @@ def run_template(label: str) -> dict:
         "compile": False, "epochs_target": None, "epochs_run": 0, "batch_size": None,
         "num_workers": None, "train_images": None, "test_images": None, "steps_per_epoch": None,
         "wall_seconds": None, "fit_wall_seconds": None, "data_seconds": None, "warmup_seconds": None,
-        "training_seconds": None, "evaluation_seconds": None, "other_seconds": None, "eval_warmup_seconds": None,
+        "training_seconds": None, "evaluation_seconds": None, "flip_tta_seconds": None, "other_seconds": None, "eval_warmup_seconds": None,
         "train_seconds_total": None, "seconds_per_epoch": None, "steady_seconds_per_epoch": None,
         "steady_train_images_per_second": None, "test_accuracy_fraction": None, "test_accuracy_percent": None,
         "test_accuracy_flip_tta_percent": None, "last_epoch_test_accuracy_fraction": None, "peak_gpu_memory_mib": None, "precision": None,

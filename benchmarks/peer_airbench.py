@@ -173,6 +173,7 @@ def evaluate_tta(airbench, model, loader) -> dict:
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so a clock read after it times the work; no-op elsewhere."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

@@ -13,8 +13,8 @@ plan's list.
 
 Round 2 (the issue "Recipes that match their sources"): step 1 settles the recipe questions (the peer
 benchmark, the main job on 3 seeds as the reference, OneCycle's end LR, cifar10-fast's SGD recipe, the
-profile); step 2 runs the zoo models each within its own budget, then notebooks 01-07 in one chain at one
-commit. The estimates are seconds on an NVIDIA H100, built from the figures measured there
+profile); step 2 runs notebooks 01-07 in one chain at one commit, then the zoo models, each within its own
+share of the budget. The estimates are seconds on an NVIDIA H100, built from the figures measured there
 (``results/gpu-nvidia-h100``) and on an H200 (``results/gpu-nvidia-h200``) where the H100 has none; the
 ones nothing has measured yet say so (``basis``).
 """

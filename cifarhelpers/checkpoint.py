@@ -184,7 +184,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return state
 
 
-def check_resumable(state: dict[str, Any], config: dict[str, Any], data_sha256: str | None = None) -> None:
+#: Recipes whose schedule changed in a way an older checkpoint's scheduler state cannot follow, with the
+#: config field whose absence marks such a checkpoint: ``onecycle_sgd`` was OneCycleLR (LRMAX/10 -> LRMAX ->
+#: LRMAX/10, momentum cycled) before it became cifar10-fast's piecewise-linear schedule, with ``logit_scale``.
+RECIPES_CHANGED_SINCE = {"onecycle_sgd": "logit_scale"}
+
+
+def check_resumable(state: dict[str, Any], config: dict[str, Any], data_sha256: str | None = None, *,
+                    defaults: dict[str, Any] | None = None) -> None:
     """Raise CheckpointError unless ``config`` (and the data, when ``data_sha256`` is given) are
     those the checkpoint was made with, up to :data:`RESUMABLE_CHANGES`, so a resumed run computes
     exactly what the original would have.
@@ -194,11 +201,19 @@ def check_resumable(state: dict[str, Any], config: dict[str, Any], data_sha256: 
         config: ``TrainConfig.to_dict()`` of the run that would resume.
         data_sha256: the content hash of the data the resumed run loaded; None skips that check
             (so the config can be checked before any data is read).
+        defaults: every field's default (``TrainConfig().to_dict()``): a field added after the checkpoint
+            was written counts as its default there (each new field's default keeps the earlier behaviour).
 
     Raises:
-        CheckpointError: the message lists every differing field with both values, or the two hashes.
+        CheckpointError: the message lists every differing field with both values, or the two hashes;
+            or the checkpoint comes from a recipe whose schedule has changed since (:data:`RECIPES_CHANGED_SINCE`).
     """
-    saved = state.get("config", {})
+    written = state.get("config", {})
+    marker = RECIPES_CHANGED_SINCE.get(written.get("recipe"))
+    if marker is not None and marker not in written:
+        raise CheckpointError(f"cannot resume: this checkpoint was made by the earlier {written['recipe']!r} recipe, "
+                              "whose schedule has changed since, so the run cannot go on as it began; start a new run")
+    saved = {**(defaults or {}), **written}
     changed = sorted(k for k in set(saved) | set(config)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k))
     if changed:

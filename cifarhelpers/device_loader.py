@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .transforms import CROP, CUTOUT_SIZE, DEVICE_TRANSFORM_SETS, PAD, TRANSFORM_SETS
+from .transforms import CROP, CUTOUT_SIZE, PAD, TRANSFORM_SETS, check_device_transform_set
 
 
 @dataclass
@@ -149,9 +149,7 @@ class DeviceLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, mean: Sequence[float], std: Sequence[float],
                  batch_size: int, device: torch.device | str, train: bool, channels_last: bool = False,
                  dtype: torch.dtype = torch.float32, transform_set: str = "cutout8"):
-        if transform_set not in DEVICE_TRANSFORM_SETS:
-            raise ConfigError(f"the device loader implements transform_set in {list(DEVICE_TRANSFORM_SETS)} only, "
-                              f"got {transform_set!r}: use the albumentations loader for other augmentation sets")
+        check_device_transform_set("device", transform_set)
         self.augment = TRANSFORM_SETS[transform_set]
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] != 3:

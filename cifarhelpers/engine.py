@@ -221,17 +221,38 @@ def predict(
 
     Returns:
         ``(logits, labels)``: (N, num_classes) float32 and (N,) int64, both on the CPU.
+
+    Raises:
+        ValueError: the loader yielded no batches.
+    """
+    precision = precision or _fp32(device)
+
+    def logits(images: torch.Tensor) -> torch.Tensor:
+        with precision.autocast():
+            return model(images).float()
+
+    outputs, labels = _batched(model, loader, logits, device=device, channels_last=channels_last, progress=progress,
+                               desc="predict")
+    return outputs.cpu(), labels.cpu()
+
+
+def _batched(model: nn.Module, loader: Iterable, forward, *, device: torch.device, channels_last: bool,
+             progress: bool, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``forward(images)`` of every batch of ``loader`` with ``model`` in eval mode, concatenated in loader
+    order, with the labels: ``(outputs (N, ...), labels (N,))``, on ``device``.
+
+    Raises:
+        ValueError: the loader yielded no batches.
     """
     model.eval()
-    precision = precision or _fp32(device)
-    all_logits, all_labels = [], []
-    for images, labels in tqdm(loader, desc="predict", unit="batch", leave=False, disable=not progress):
+    all_outputs, all_labels = [], []
+    for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         images, labels = _to_device(images, labels, device, channels_last)
-        with precision.autocast():
-            logits = model(images)
-        all_logits.append(logits.float().cpu())
-        all_labels.append(labels.cpu())
-    return torch.cat(all_logits), torch.cat(all_labels)
+        all_outputs.append(forward(images))
+        all_labels.append(labels)
+    if not all_labels:
+        raise ValueError("the evaluation loader yielded no batches")
+    return torch.cat(all_outputs), torch.cat(all_labels)
 
 
 def flip_tta_probabilities(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
@@ -277,16 +298,9 @@ def predict_flip_tta(
     Raises:
         ValueError: the loader yielded no batches.
     """
-    model.eval()
     precision = precision or _fp32(device)
-    all_probabilities, all_labels = [], []
-    for images, labels in tqdm(loader, desc="test, flip TTA", unit="batch", leave=False, disable=not progress):
-        images, labels = _to_device(images, labels, device, channels_last)
-        all_probabilities.append(flip_tta_probabilities(model, images, precision))
-        all_labels.append(labels)
-    if not all_labels:
-        raise ValueError("the evaluation loader yielded no batches")
-    return torch.cat(all_probabilities), torch.cat(all_labels)
+    return _batched(model, loader, lambda images: flip_tta_probabilities(model, images, precision), device=device,
+                    channels_last=channels_last, progress=progress, desc="test, flip TTA")
 
 
 def evaluate_flip_tta(model: nn.Module, loader: Iterable, *, device: torch.device, precision: Precision | None = None,

@@ -248,12 +248,15 @@ class Schedule:
         return self.warmup is not None and self.warmup.last_epoch <= self.warmup_steps
 
     def after_batch(self) -> None:
+        """Call after every ``optimizer.step()``: steps the warm-up while it lasts, then a per-batch scheduler."""
         if self.warmup is not None and self.warmup.last_epoch < self.warmup_steps:
             self.warmup.step()
         elif self.cadence == "batch" and not self.warming_up:
             self.scheduler.step()
 
     def after_epoch(self, test_loss: float) -> None:
+        """Call after every epoch's evaluation with its test loss (mean cross-entropy per image): steps a
+        per-epoch or plateau scheduler, except in epochs the warm-up still runs."""
         if self.warming_up:
             if self.warmup.last_epoch == self.warmup_steps:  # its last epoch ended: one more step (LR stays max_lr)
                 self.warmup.step()                           # marks it done, so this epoch is not the recipe's
@@ -270,6 +273,7 @@ class Schedule:
         return {"scheduler": self.scheduler.state_dict(), "warmup": self.warmup.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output (the scheduler's alone, or with the warm-up's)."""
         if self.warmup is None:
             self.scheduler.load_state_dict(state)
         else:

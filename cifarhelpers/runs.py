@@ -94,7 +94,7 @@ def resumable_checkpoint(cfg: TrainConfig, checkpoint: dict[str, Any] | None = N
         ConfigError: that run already finished all ``cfg.epochs``, or its folder is not writable.
     """
     state = checkpoint if checkpoint is not None else load_checkpoint(cfg.resume)
-    check_resumable(state, cfg.to_dict())
+    check_resumable(state, cfg.to_dict(), defaults=TrainConfig().to_dict())
     if state["epoch"] >= cfg.epochs:
         raise ConfigError(f"resume={cfg.resume!r}: that run already finished its {state['epoch']} epochs, "
                           "so there is nothing to resume. Its weights are in model.pt (or checkpoint.pt: "

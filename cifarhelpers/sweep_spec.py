@@ -36,6 +36,7 @@ from typing import Any
 from .checks import check_choice, check_integer, check_real, check_text
 from .config import FIELD_NAMES, TrainConfig
 from .errors import ConfigError
+from .models import MODEL_DEFAULTS
 
 BACKENDS = ("auto", "ray", "sequential")
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "choice")
@@ -251,7 +252,7 @@ class SweepConfig:
                 name = f"t{index:02d}_" + "_".join(f"{k}={_label(v)}" for k, v in params.items())
                 where = self.base.output_dir if output_dir is None else os.path.join(output_dir, name)
                 try:
-                    cfg = self.base.replace(**params, output_dir=where)
+                    cfg = trial_config(self.base, {**params, "output_dir": where})
                 except ConfigError as err:
                     raise ConfigError(f"sweep trial {name} is invalid: {err}. Fix that value in the grid / random "
                                       "search or the base config.") from None
@@ -300,3 +301,21 @@ def _check_resources(resources: Any) -> dict[str, float]:
         raise ConfigError(f"resources_per_trial['gpu']={out['gpu']!r}: above 1 GPU a trial takes whole GPUs "
                           "(Ray's rule); use e.g. 0.5 (two trials per GPU) or 2")
     return out
+
+
+def trial_config(base: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """``base`` with a trial's ``changes``. A change of ``model`` or ``recipe`` brings that model's and recipe's
+    own settings (:meth:`TrainConfig.preset`), as ``cifar-train --model`` does, and keeps every field ``base``
+    sets apart from its own preset (the profile's sizes, flags given); other changes are plain replacements.
+
+    Raises:
+        ConfigError: an invalid value or field name.
+    """
+    if "model" not in changes and "recipe" not in changes:
+        return base.replace(**changes)
+    own = TrainConfig.preset(model=base.model, recipe=base.recipe)
+    kept = {f: v for f, v in base.to_dict().items() if f not in ("model", "recipe") and v != getattr(own, f)}
+    model = changes.get("model", base.model)
+    recipe = changes.get("recipe", base.recipe if base.recipe != MODEL_DEFAULTS[base.model]["recipe"] else None)
+    rest = {k: v for k, v in changes.items() if k not in ("model", "recipe")}
+    return TrainConfig.preset(model=model, recipe=recipe, **{**kept, **rest})

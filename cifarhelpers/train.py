@@ -126,7 +126,7 @@ def fit(cfg: TrainConfig, *, data: CIFAR10Data | None = None, progress: bool = T
     prep = prepare_data(cfg, device, data, progress)
     data_seconds = time.perf_counter() - data_start
     if resumed is not None:
-        check_resumable(resumed, cfg.to_dict(), prep.data.source.sha256)
+        check_resumable(resumed, cfg.to_dict(), prep.data.source.sha256, defaults=TrainConfig().to_dict())
     found = range_test_for_run(cfg, prep, device) if cfg.max_lr == FIND_LR else None
     if found is not None:  # train at the suggestion; the run's config holds the number, so a resume reuses it
         cfg = cfg.replace(max_lr=found.max_lr)

@@ -279,6 +279,22 @@ def test_resume_with_another_config_lists_every_differing_field(finished_run):
         check_resumable(state, moved.to_dict(), "0" * 64)
 
 
+def test_a_checkpoint_older_than_a_config_field_resumes_at_that_fields_default(finished_run):
+    state = load_checkpoint(finished_run.run_dir)
+    cfg = TrainConfig.from_dict(state["config"])
+    older = {**state, "config": {k: v for k, v in state["config"].items()
+                                 if k not in ("end_lr", "logit_scale", "warmup_epochs")}}
+    # without the defaults, the two whose default is not None "differ" (a missing key reads as None)
+    with pytest.raises(CheckpointError, match=r"2 config field.*logit_scale: checkpoint None, now 1.0"):
+        check_resumable(older, cfg.to_dict())
+    check_resumable(older, cfg.to_dict(), defaults=TrainConfig().to_dict())
+    with pytest.raises(CheckpointError, match="logit_scale: checkpoint 1.0, now 0.5"):
+        check_resumable(older, cfg.replace(logit_scale=0.5).to_dict(), defaults=TrainConfig().to_dict())
+    sgd = {**older, "config": {**older["config"], "recipe": "onecycle_sgd"}}
+    with pytest.raises(CheckpointError, match="earlier 'onecycle_sgd' recipe, whose schedule has changed"):
+        check_resumable(sgd, cfg.replace(recipe="onecycle_sgd").to_dict(), defaults=TrainConfig().to_dict())
+
+
 # -- a write that fails ---------------------------------------------------------------------------
 
 class _DiskFillsUp:

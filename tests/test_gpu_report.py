@@ -98,6 +98,11 @@ def test_run_figures_split_the_wall_time():
     assert sum(parts) == pytest.approx(rec["wall_seconds"]) and rec["other_seconds"] > 0
     assert rec["steps_per_epoch"] == 97 and rec["epochs_run"] == 4
     assert rec["test_accuracy_fraction"] == 0.93 and rec["test_accuracy_percent"] == pytest.approx(93.0)
+    metrics = fake_metrics()
+    metrics["history"][-1]["flip_tta_seconds"] = 0.7  # the last epoch's flip-TTA pass counts as evaluation
+    tta = gr.run_figures(metrics, wall_seconds=30.0, batch_size=512)
+    assert tta["evaluation_seconds"] == pytest.approx(rec["evaluation_seconds"] + 0.7)
+    assert tta["other_seconds"] == pytest.approx(rec["other_seconds"] - 0.7) and tta["flip_tta_seconds"] == 0.7
     assert rec["steady_seconds_per_epoch"] == pytest.approx(2.5)
     assert rec["steady_train_images_per_second"] == pytest.approx(97 * 512 / 2.0)
     assert set(rec) <= set(gr.run_template("x")), "every figure has its place in the run template"

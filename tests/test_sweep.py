@@ -313,3 +313,20 @@ def test_the_command_line_runs_a_sweep_and_resume_finds_nothing_left(small_root,
     assert "2 already done, 0 to run" in capsys.readouterr().out
     assert main(["--resume", str(sweep_dir), "--epochs", "3"]) == 2
     assert "--resume continues a sweep as it was defined; drop ['epochs']" in capsys.readouterr().err
+
+
+def test_a_swept_model_or_recipe_brings_its_own_settings_and_keeps_what_the_base_sets():
+    from cifarhelpers.sweep_spec import trial_config
+
+    base = TrainConfig.preset(epochs=2, train_subset=256, batch_size=64)  # the main job at a small size
+    dilated = trial_config(base, {"model": "dilated_net", "seed": 1})
+    own = TrainConfig.preset(model="dilated_net")
+    assert (dilated.recipe, dilated.transform_set, dilated.seed) == (own.recipe, own.transform_set, 1)
+    assert (dilated.epochs, dilated.train_subset, dilated.batch_size) == (2, 256, 64), "the base's sizes stay"
+    sgd = trial_config(base, {"recipe": "onecycle_sgd"})
+    assert (sgd.logit_scale, sgd.weight_decay, sgd.resolved_max_lr, sgd.epochs) == (0.125, 5e-4, 0.4, 2)
+    chosen = TrainConfig.preset(recipe="onecycle_sgd", epochs=2, label_smoothing=0.0)  # not the model's own recipe
+    pinned = trial_config(chosen, {"model": "dilated_net"})
+    assert (pinned.recipe, pinned.label_smoothing, pinned.logit_scale) == ("onecycle_sgd", 0.0, 0.125), \
+        "a recipe the base chose, and what it set, win over the new model's own"
+    assert trial_config(base, {"max_lr": 0.01}) == base.replace(max_lr=0.01)
