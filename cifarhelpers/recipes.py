@@ -50,6 +50,7 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -292,10 +293,18 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) ->
 
     Raises:
         ValueError: steps_per_epoch < 1.
+
+    Warns:
+        UserWarning: the warm-up lasts the whole run (``warmup_epochs >= epochs``, e.g. ResNet-18's own 5 epochs
+            in a 2-epoch short profile), so the LR never reaches LRMAX.
     """
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     recipe = RECIPES[cfg.recipe]
+    if recipe.uses_warmup and cfg.warmup_epochs >= cfg.epochs:
+        warnings.warn(f"warmup_epochs={cfg.warmup_epochs} >= epochs={cfg.epochs}: the linear warm-up lasts the whole "
+                      f"run, so the LR never reaches {cfg.resolved_max_lr:g} and {cfg.recipe}'s own schedule never "
+                      "starts; give fewer warm-up epochs (--warmup-epochs N, N < epochs) or more epochs", stacklevel=2)
     optimizer, scheduler = recipe.build(model.parameters(), cfg, steps_per_epoch)
     if not (recipe.uses_warmup and cfg.warmup_epochs):
         return optimizer, Schedule(optimizer, scheduler, recipe.cadence)

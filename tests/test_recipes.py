@@ -299,3 +299,19 @@ def test_resnet18s_warmup_lowers_the_loss_where_lr_0_1_from_the_start_blows_it_u
             schedule.after_batch()
     assert losses[5][-1] < losses[5][0], f"with the warm-up: {losses[5]}"
     assert losses[0][-1] > 2 * losses[0][0], f"LR 0.1 from the start: {losses[0]}"
+
+
+def test_a_warm_up_as_long_as_the_run_is_said_out_loud():
+    from torch import nn
+
+    from cifarhelpers.config import TrainConfig
+    from cifarhelpers.recipes import build_optimizer
+
+    short = TrainConfig.preset(model="resnet18", epochs=2)  # its own 5-epoch warm-up in 2 epochs
+    with pytest.warns(UserWarning, match=r"warmup_epochs=5 >= epochs=2: .* never reaches 0.1"):
+        build_optimizer(nn.Linear(1, 1), short, steps_per_epoch=4)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_optimizer(nn.Linear(1, 1), short.replace(warmup_epochs=1), steps_per_epoch=4)
