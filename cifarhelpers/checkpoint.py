@@ -7,7 +7,6 @@
   that needs arbitrary pickled objects (which could run code while loading) is refused with a
   clear error, and a checkpoint or weights file from another model names the mismatch instead of
   listing every missing key.
-
 * :func:`check_resumable` refuses to resume with another config (listing every differing field)
   or another copy of the data, so a resumed run computes exactly what the original would have.
 
@@ -184,9 +183,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return state
 
 
-#: Recipes whose schedule changed in a way an older checkpoint's scheduler state cannot follow, with the
-#: config field whose absence marks such a checkpoint: ``onecycle_sgd`` was OneCycleLR (LRMAX/10 -> LRMAX ->
-#: LRMAX/10, momentum cycled) before it became cifar10-fast's piecewise-linear schedule, with ``logit_scale``.
+#: Recipe -> the config field whose absence marks a checkpoint from before the recipe's schedule changed
+#: (``onecycle_sgd`` was OneCycleLR until it became cifar10-fast's piecewise-linear schedule, with logit_scale).
 RECIPES_CHANGED_SINCE = {"onecycle_sgd": "logit_scale"}
 
 
@@ -212,7 +210,7 @@ def check_resumable(state: dict[str, Any], config: dict[str, Any], data_sha256: 
     marker = RECIPES_CHANGED_SINCE.get(written.get("recipe"))
     if marker is not None and marker not in written:
         raise CheckpointError(f"cannot resume: this checkpoint was made by the earlier {written['recipe']!r} recipe, "
-                              "whose schedule has changed since, so the run cannot go on as it began; start a new run")
+                              "whose schedule has changed since; start a new run")
     saved = {**(defaults or {}), **written}
     changed = sorted(k for k in set(saved) | set(config)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k))
