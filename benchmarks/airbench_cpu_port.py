@@ -40,13 +40,13 @@ import sys
 import time
 from pathlib import Path
 
+import peer_airbench as peer  # the sibling module (benchmarks/)
 import torch
 from torch import nn
 
-import peer_airbench as peer  # the sibling module (benchmarks/)
 from cifarhelpers.data import load_cifar10
-from cifarhelpers.devices import device_name
 from cifarhelpers.files import read_json, write_json
+from cifarhelpers.training import device_name
 
 CPU = torch.device("cpu")
 

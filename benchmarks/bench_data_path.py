@@ -5,11 +5,11 @@ Prints, measured in one run on one machine, first as a table and then as JSON:
 1. data path: augmented training images per second of one pass over the training set (random
    crop after padding 4, horizontal flip, one 8x8 cutout, normalization), for the albumentations
    DataLoader (``num_workers`` = the machine's cores) and the
-   :class:`~cifarhelpers.device_loader.DeviceLoader`, and their ratio;
+   :class:`~cifarhelpers.data.device_loader.DeviceLoader`, and their ratio;
 2. training: images per second of whole steps of the custom ResNet (next batch + forward +
    backward + optimizer step) for both paths, and their ratio;
 3. with ``--full-runs`` (meant for a CUDA GPU): the whole 24-epoch main job with each path
-   through :func:`cifarhelpers.train.fit`: wall, data, training and evaluation seconds,
+   through :func:`cifarhelpers.training.train.fit`: wall, data, training and evaluation seconds,
    seconds per epoch and final test accuracy, one run per seed for the device path.
 
 Run::
@@ -19,7 +19,7 @@ Run::
     python benchmarks/bench_data_path.py --device cuda --full-runs --seeds 0 1 2 --json results/bench.json
 
 Figures are wall-clock, with ``torch.cuda.synchronize()`` before every clock read on a GPU.
-The data comes from ``--data-root`` / ``$CIFAR10_ROOT`` (see ``cifarhelpers.data``).
+The data comes from ``--data-root`` / ``$CIFAR10_ROOT`` (see ``cifarhelpers.data.cifar10``).
 """
 
 from __future__ import annotations
@@ -34,18 +34,19 @@ from pathlib import Path
 
 import torch
 
-from cifarhelpers.config import TrainConfig
-from cifarhelpers.data import load_cifar10
-from cifarhelpers.device_loader import DeviceLoader
-from cifarhelpers.devices import device_name, resolve_device
+from cifarhelpers.data import DeviceLoader, dataset_statistics, load_cifar10, train_transform
 from cifarhelpers.files import write_json
-from cifarhelpers.loaders import AlbumentationsLoader
-from cifarhelpers.engine import backward_and_step
 from cifarhelpers.models import build_model
-from cifarhelpers.precision import select_precision
-from cifarhelpers.recipes import build_criterion, build_optimizer
-from cifarhelpers.statistics import dataset_statistics
-from cifarhelpers.transforms import train_transform
+from cifarhelpers.training import (
+    AlbumentationsLoader,
+    TrainConfig,
+    backward_and_step,
+    build_criterion,
+    build_optimizer,
+    device_name,
+    resolve_device,
+    select_precision,
+)
 
 PATHS = ("albumentations", "device")
 
@@ -84,7 +85,7 @@ def data_path_throughput(loader, device: torch.device, repeats: int) -> dict:
 
 def training_throughput(loader, device: torch.device, *, steps: int, warmup: int) -> dict:
     """Images/s of ``steps`` whole training steps of the custom ResNet (after ``warmup`` steps),
-    in the precision a run on ``device`` uses (:func:`cifarhelpers.precision.select_precision`)."""
+    in the precision a run on ``device`` uses (:func:`cifarhelpers.training.precision.select_precision`)."""
     torch.manual_seed(0)
     precision = select_precision(device)
     scaler = precision.grad_scaler()
@@ -120,7 +121,7 @@ def training_throughput(loader, device: torch.device, *, steps: int, warmup: int
 
 def full_run(path: str, seed: int, device: torch.device, data, output_dir: str, compile_model: bool) -> dict:
     """The 24-epoch main job with one loader; figures from its metrics.json."""
-    from cifarhelpers.train import fit
+    from cifarhelpers.training import fit
 
     cfg = TrainConfig(loader=path, seed=seed, device=str(device), output_dir=output_dir, compile=compile_model)
     result = fit(cfg, data=data, progress=False)

@@ -1,10 +1,10 @@
 """Measure which GradCAM layer explains a trained model more faithfully: the measurement behind
-``cifarhelpers.gradcam.DEFAULT_GRADCAM_LAYERS``.
+``cifarhelpers.analysis.gradcam.DEFAULT_GRADCAM_LAYERS``.
 
 For a finished run folder it takes the run's own test images (its class-balanced ``test_subset``
 draw), picks ``--images`` of them per group, computes GradCAM at each offered layer
 (``GRADCAM_LAYER_CHOICES``, e.g. layer2 8x8 and layer3 4x4 for the custom ResNet) and scores the
-maps with pytorch-grad-cam's faithfulness metrics (:func:`cifarhelpers.gradcam.cam_faithfulness`):
+maps with pytorch-grad-cam's faithfulness metrics (:func:`cifarhelpers.analysis.gradcam.cam_faithfulness`):
 ROAD (Rong et al. 2022) most- and least-relevant-first and combined, and the confidence change when
 only the map's region is kept; uniform random maps are scored too, as the chance level. Groups:
 
@@ -30,13 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifarhelpers.checkpoint import load_run_model
-from cifarhelpers.data import load_cifar10
-from cifarhelpers.devices import device_name, resolve_device
-from cifarhelpers.evaluation import evaluate_model
+from cifarhelpers.analysis import (
+    GRADCAM_LAYER_CHOICES,
+    ROAD_PERCENTILES,
+    compare_gradcam_layers,
+    evaluate_model,
+    faithfulness_table,
+)
+from cifarhelpers.data import load_cifar10, normalize_batch
 from cifarhelpers.files import write_json
-from cifarhelpers.gradcam import GRADCAM_LAYER_CHOICES, ROAD_PERCENTILES, compare_gradcam_layers, faithfulness_table
-from cifarhelpers.transforms import normalize_batch
+from cifarhelpers.training import device_name, load_run_model, resolve_device
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -37,9 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifarhelpers.data import CLASSES, IMAGE_SHAPE
+from cifarhelpers.data import CLASSES, IMAGE_SHAPE, balanced_subset
 from cifarhelpers.errors import DataError, require
-from cifarhelpers.subsets import balanced_subset
 
 PUBLISHED = {"test_accuracy_full_tta_percent": 94.01, "seconds": 3.83, "device": "NVIDIA A100",
              "data": "the original CIFAR-10", "runs": 1000,
@@ -70,7 +69,7 @@ def write_airbench_files(data, dest: Path, train_subset: int | None = None, test
     Args:
         data: cifarhelpers' loaded copy (``x_*`` uint8 (N, 32, 32, 3) HWC RGB, ``y_*`` int64 (N,)).
         dest: the folder (created); airbench's ``CifarLoader(dest)`` reads it.
-        train_subset, test_subset: class-balanced seeded draws (cifarhelpers.subsets), None: all images.
+        train_subset, test_subset: class-balanced seeded draws (cifarhelpers.data.subsets), None: all images.
 
     Returns:
         ``{"dir", "train_images", "test_images", "bytes", "seconds"}``.

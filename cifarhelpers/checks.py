@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-from .errors import ConfigError
+from cifarhelpers.errors import ConfigError
 
 
 def describe_value(value: Any) -> str:

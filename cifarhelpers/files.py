@@ -16,9 +16,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .errors import ConfigError, RunWriteError
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+from cifarhelpers.errors import ConfigError, RunWriteError
 
 #: Suffix of atomic_write's temp files (``.<name>.<random>.tmp``).
 TEMP_SUFFIX = ".tmp"
@@ -189,3 +192,22 @@ def display_path(path: str | os.PathLike, start: str | os.PathLike | None = None
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save a matplotlib Figure as PNG, atomically."""
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def show_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
+    """Save ``fig`` as PNG at ``path`` (atomically, via :func:`cifarhelpers.files.save_figure`) and
+    show that PNG inline in a notebook (``IPython.display``; nothing is shown outside IPython).
+
+    Returns None, so a notebook cell ending with it shows the figure and nothing else.
+
+    Raises:
+        RunWriteError: the file could not be written.
+    """
+    path = save_figure(fig, Path(path), dpi=dpi)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # plain Python without IPython: saving is all there is to do
+        return
+    if get_ipython() is not None:
+        display(Image(data=path.read_bytes(), format="png"))

@@ -1,5 +1,5 @@
 """What every figure module shares: the train / test colours and number formats that never read
-wrong (no ``-0.0``). Imported by :mod:`cifarhelpers.plots` and the figure modules beside it, so
+wrong (no ``-0.0``). Imported by :mod:`cifarhelpers.data.plots` and the figure modules beside it, so
 none of them imports another's figures to get a colour.
 """
 

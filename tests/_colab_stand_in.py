@@ -8,7 +8,7 @@
   it raises, as Colab does when the user declines;
 * an IPython profile whose startup file does what a Colab kernel has done before the first cell: it
   imports ``google.colab`` (so ``"google.colab" in sys.modules``), and points
-  ``cifarhelpers.colab.COLAB_CONTENT`` (Colab's ``/content``) at ``$STAND_IN_COLAB_CONTENT``, this VM's folder.
+  ``cifarhelpers.notebook.colab.COLAB_CONTENT`` (Colab's ``/content``) at ``$STAND_IN_COLAB_CONTENT``, this VM's folder.
 
 A kernel started with ``IPYTHONDIR`` set to that folder (see :func:`colab_env`) is then a Colab VM.
 """
@@ -41,7 +41,7 @@ from pathlib import Path as _Path
 
 _sys.path.insert(0, {packages!r})
 import google.colab.drive  # noqa: E402,F401
-import cifarhelpers.colab as _colab  # noqa: E402
+import cifarhelpers.notebook.colab as _colab  # noqa: E402
 import os as _os  # noqa: E402
 
 _colab.COLAB_CONTENT = _Path(_os.environ["STAND_IN_COLAB_CONTENT"])

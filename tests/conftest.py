@@ -30,8 +30,8 @@ def cifar_root() -> Path:
             "`make test`, which does both; or deselect these tests with -m 'not data'",
             pytrace=False,
         )
-    # nbval's kernels, started after these tests (`pytest tests notebooks --nbval-lax`), run in notebooks/ and read
-    # $CIFAR10_ROOT: an absolute path lets a relative one work there too (run_notebooks and `make test` do the same).
+    # The notebooks' kernels (tests/test_notebooks.py) run in other folders and read $CIFAR10_ROOT: an absolute
+    # path lets a relative one work there too (run_notebooks and `make test` do the same).
     os.environ["CIFAR10_ROOT"] = str(Path(root).resolve())
     return Path(root).resolve()
 
@@ -46,7 +46,7 @@ def cifar(cifar_root):
 
 @pytest.fixture(scope="session")
 def cifar_stats(cifar):
-    from cifarhelpers.statistics import dataset_statistics
+    from cifarhelpers.data import dataset_statistics
 
     return dataset_statistics(cifar.x_train)
 

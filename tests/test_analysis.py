@@ -1,4 +1,4 @@
-"""cifarhelpers.analysis: confusion matrices, most confused pairs, top losses, the classification report
+"""cifarhelpers.analysis.predictions: confusion matrices, most confused pairs, top losses, the classification report
 and per-class metrics against hand-computed values; predictions and their losses on a small real
 model. No data needed."""
 
@@ -194,7 +194,7 @@ def small_model():
 
 
 def test_predict_images_returns_softmax_argmax_confidence_and_losses_in_order(small_model):
-    from cifarhelpers.transforms import normalize_batch
+    from cifarhelpers.data import normalize_batch
 
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     labels = np.arange(6) % 10

@@ -25,18 +25,23 @@ import torch
 from _reliability import make_small_copy, snapshot
 
 from cifarhelpers import files as files_module
-from cifarhelpers import train as train_module
-from cifarhelpers.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_weights
-from cifarhelpers.cli import main
-from cifarhelpers.config import TrainConfig
+from cifarhelpers.cli.train import main
 from cifarhelpers.errors import CheckpointError, ConfigError, DataError, DataNotFoundError, RunWriteError
 from cifarhelpers.files import write_json
-from cifarhelpers.lr_range_test import lr_range_test, run_lr_range_test
 from cifarhelpers.models import build_model
-from cifarhelpers.notebook_runner import parse_value, run_notebooks
-from cifarhelpers.notebook_setup import start_notebook
-from cifarhelpers.runs import METRICS_FILE, resume_config
-from cifarhelpers.train import fit
+from cifarhelpers.notebook import parse_value, run_notebooks, start_notebook
+from cifarhelpers.training import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    load_weights,
+    lr_range_test,
+    resume_config,
+    run_lr_range_test,
+)
+from cifarhelpers.training import train as train_module
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 

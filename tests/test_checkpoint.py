@@ -17,14 +17,23 @@ import pytest
 import torch
 from _reliability import SUBPROCESS_ENV, comparable, snapshot, temp_files
 
-from cifarhelpers import checkpoint as checkpoint_module
-from cifarhelpers.checkpoint import CHECKPOINT_FILE, FORMAT, check_resumable, load_checkpoint, load_weights, safe_load
-from cifarhelpers.cli import main
-from cifarhelpers.config import TrainConfig
+from cifarhelpers.cli.train import main
 from cifarhelpers.errors import CheckpointError, RunWriteError
 from cifarhelpers.models import build_model
-from cifarhelpers.runs import METRICS_FILE, WEIGHTS_FILE, resume_config
-from cifarhelpers.train import fit
+from cifarhelpers.training import (
+    CHECKPOINT_FILE,
+    FORMAT,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    TrainConfig,
+    check_resumable,
+    fit,
+    load_checkpoint,
+    load_weights,
+    resume_config,
+    safe_load,
+)
+from cifarhelpers.training import checkpoint as checkpoint_module
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
@@ -70,7 +79,7 @@ def test_checkpoint_holds_the_whole_training_state_and_loads_weights_only(finish
 # -- killed with SIGKILL, then resumed ----------------------------------------------------------
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cifarhelpers.cli", *args]
+    return [sys.executable, "-m", "cifarhelpers.cli.train", *args]
 
 
 def _only_run_dir(parent: Path) -> Path:
@@ -353,3 +362,49 @@ def test_disk_full_while_saving_epoch_2_keeps_the_epoch_1_checkpoint(small_data,
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.metrics["status"] == "completed" and result.metrics["resumed_at_epochs"] == [1]
     assert not temp_files(run_dir)
+
+
+# -- exact resume of the per-epoch recipes, their scheduler and warm-up included -----------------------------
+
+class _StopAfterEpoch(Exception):
+    """Raised by on_epoch once epoch ``k`` is checkpointed: the run stops there, like a crash."""
+
+
+@pytest.mark.parametrize("recipe", ["plateau_sgd", "step_sgd"])
+def test_per_epoch_recipe_interrupted_and_resumed_ends_exactly_like_the_run_left_alone(recipe, small_data, tmp_path,
+                                                                                         monkeypatch):
+    """4 epochs, 1 of linear warm-up, stopped after epoch 2 and resumed. So that the scheduler's state decides
+    an LR inside 4 epochs, ReduceLROnPlateau's patience is 0 (not 2) and StepLR's step is 2 epochs (not 20): the
+    run left alone lowers its LR x0.1 for epoch 4, which a resume with a fresh scheduler or warm-up would not."""
+    from torch.optim.lr_scheduler import ReduceLROnPlateau, StepLR
+
+    from cifarhelpers.training import recipes as recipes_module
+
+    monkeypatch.setattr(recipes_module, "ReduceLROnPlateau",
+                        lambda optimizer, **kwargs: ReduceLROnPlateau(optimizer, **{**kwargs, "patience": 0}))
+    monkeypatch.setattr(recipes_module, "StepLR",
+                        lambda optimizer, step_size, gamma: StepLR(optimizer, step_size=2, gamma=gamma))
+    cfg = {**TINY, "recipe": recipe, "max_lr": None, "epochs": 4, "warmup_epochs": 1}
+    alone = fit(TrainConfig(**cfg, output_dir=str(tmp_path / "alone")), data=small_data, progress=False)
+    lrs = [h["lr"] for h in alone.history]
+    lr = TrainConfig(**cfg).resolved_max_lr
+    assert lrs[:3] == [lr] * 3 and lrs[3] == pytest.approx(lr / 10), "the premise: the LR drops for epoch 4"
+    warmup = [s["lr"] for s in alone.steps if s["epoch"] == 1]
+    assert warmup == pytest.approx([lr / 2, lr]), "the premise: epoch 1 warms up (2 steps)"
+
+    def stop_after_2(entry):
+        if entry["epoch"] == 2:
+            raise _StopAfterEpoch
+
+    with pytest.raises(_StopAfterEpoch):
+        fit(TrainConfig(**cfg, output_dir=str(tmp_path / "stopped")), data=small_data, progress=False,
+            on_epoch=stop_after_2)
+    run_dir = _only_run_dir(tmp_path / "stopped")
+    assert load_checkpoint(run_dir)["epoch"] == 2
+    resumed = fit(resume_config(run_dir), data=small_data, progress=False)
+    assert resumed.metrics["status"] == "completed" and resumed.metrics["resumed_at_epochs"] == [2]
+    assert comparable(resumed.history) == comparable(alone.history), "losses, accuracies and LRs, every float"
+    assert resumed.steps == alone.steps, "each step's loss and LR"
+    ours, theirs = resumed.model.state_dict(), alone.model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in theirs), \
+        "the final weights are bit-identical"

@@ -1,4 +1,4 @@
-"""The flag conventions of every command (cifarhelpers.cli_common): booleans as ``--x`` / ``--no-x``,
+"""The flag conventions of every command (cifarhelpers.cli.common): booleans as ``--x`` / ``--no-x``,
 ``--version``, choices in usage, readable defaults, and hints in messages and docs that parse as written."""
 
 from __future__ import annotations
@@ -11,27 +11,33 @@ from pathlib import Path
 
 import pytest
 
-from cifarhelpers import __version__, cli, colab, evaluation, notebook_runner, sweep_cli, sweep_spec
-from cifarhelpers import config as config_module
-from cifarhelpers.cli_common import BooleanFlag, command_line_help, format_default, upgrade_old_booleans
-from cifarhelpers.config import FIELD_NAMES, TrainConfig
+from cifarhelpers import __version__
+from cifarhelpers.cli import colab as colab_cli
+from cifarhelpers.cli import eval as eval_cli
+from cifarhelpers.cli import notebooks as notebooks_cli
+from cifarhelpers.cli import sweep as sweep_cli
+from cifarhelpers.cli import train as cli
+from cifarhelpers.cli.common import BooleanFlag, command_line_help, format_default, upgrade_old_booleans
 from cifarhelpers.data import load_cifar10
 from cifarhelpers.errors import DataError, DataNotFoundError
+from cifarhelpers.sweep import spec as sweep_spec
+from cifarhelpers.training import FIELD_NAMES, TrainConfig
+from cifarhelpers.training import config as config_module
 
 ROOT = Path(__file__).resolve().parents[1]
 PARSERS = {
     "cifar-train": cli.build_parser,
     "cifar-sweep": sweep_cli.build_parser,
-    "cifar-eval": evaluation.build_parser,
-    "cifar-notebooks": notebook_runner.build_parser,
-    "python -m cifarhelpers.colab": colab.build_parser,
+    "cifar-eval": eval_cli.build_parser,
+    "cifar-notebooks": notebooks_cli.build_parser,
+    "python -m cifarhelpers.cli.colab": colab_cli.build_parser,
 }
 #: Positional arguments a command needs before its flags parse.
 POSITIONALS = {"cifar-eval": ["runs/some-run"]}
 #: The module behind each ``python -m`` spelling.
-MODULES = {"cifarhelpers.cli": "cifar-train", "cifarhelpers.sweep_cli": "cifar-sweep",
-           "cifarhelpers.evaluation": "cifar-eval", "cifarhelpers.notebook_runner": "cifar-notebooks",
-           "cifarhelpers.colab": "python -m cifarhelpers.colab"}
+MODULES = {"cifarhelpers.cli.train": "cifar-train", "cifarhelpers.cli.sweep": "cifar-sweep",
+           "cifarhelpers.cli.eval": "cifar-eval", "cifarhelpers.cli.notebooks": "cifar-notebooks",
+           "cifarhelpers.cli.colab": "python -m cifarhelpers.cli.colab"}
 
 
 def parse(command: str, argv: list[str]) -> argparse.Namespace:
@@ -227,8 +233,8 @@ def _documented_commands() -> list[str]:
     """Command lines in the commands' docstrings and in the code blocks of README.md and docs/*.md:
     lines that start with one."""
     start = re.compile(r"^\s*(?:\.venv/bin/)?((?:cifar-(?:train|sweep|eval|notebooks)|python -m cifarhelpers\.("
-                       + "|".join(m.split(".")[1] for m in MODULES) + r"))\b.*)$")
-    texts = [m.__doc__ for m in (cli, sweep_cli, evaluation, notebook_runner, colab)]
+                       + "|".join(re.escape(m.removeprefix("cifarhelpers.")) for m in MODULES) + r"))\b.*)$")
+    texts = [m.__doc__ for m in (cli, sweep_cli, eval_cli, notebooks_cli, colab_cli)]
     texts += [_code_blocks(path.read_text()) for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]]
     lines = [start.match(line) for text in texts for line in text.splitlines()]
     return [re.sub(r"\s+#.*$", "", m.group(1)).strip() for m in lines if m]

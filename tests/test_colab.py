@@ -8,25 +8,27 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import tomllib
 import types
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 import torch
 
-from cifarhelpers import colab, notebook_setup
-from cifarhelpers.colab import (
+from cifarhelpers.cli import colab as colab_cli
+from cifarhelpers.notebook import (
     COLAB_EXTRA,
     NOTEBOOKS_DIR,
     badge_markdown,
+    colab,
     colab_cell_source,
     colab_output_dir,
     mount_drive,
     repository_url,
     sync_notebooks,
 )
+from cifarhelpers.notebook import setup as notebook_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -34,7 +36,7 @@ NOTEBOOK_PATHS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
 def test_the_repository_url_is_one_setting_in_pyproject(tmp_path):
-    """A fork changes [project.urls] and runs `python -m cifarhelpers.colab`; nothing else names the URL."""
+    """A fork changes [project.urls] and runs `python -m cifarhelpers.cli.colab`; nothing else names the URL."""
     urls = PROJECT["urls"]
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", urls["Repository"])
     assert urls["Homepage"] == urls["Repository"]
@@ -61,7 +63,7 @@ def test_each_committed_notebook_has_the_generated_badge_and_colab_cell(path):
 
 def test_sync_finds_nothing_to_change_in_the_committed_notebooks():
     assert sync_notebooks(check=True) == []
-    assert colab.main(["--check"]) == 0
+    assert colab_cli.main(["--check"]) == 0
 
 
 def test_sync_rewrites_only_the_badge_and_the_install_cell(tmp_path):
@@ -72,7 +74,7 @@ def test_sync_rewrites_only_the_badge_and_the_install_cell(tmp_path):
     nb.cells[0].source = nb.cells[0].source.replace("github/cifarhelpers/cifarhelpers", "github/someone/old")
     nb.cells[1].source = "# NBVAL_SKIP\n!pip install cifarhelpers"
     nbformat.write(nb, path)
-    assert colab.main(["--check", "--notebooks-dir", str(tmp_path)]) == 1
+    assert colab_cli.main(["--check", "--notebooks-dir", str(tmp_path)]) == 1
     assert sync_notebooks(tmp_path) == ["06_model_zoo.ipynb"]
     after = [(c.source, c.get("outputs")) for c in nbformat.read(path, as_version=4).cells]
     assert after == before, "badge and install cell restored, every other cell and output untouched"

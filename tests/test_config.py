@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from pathlib import Path
 
 import pytest
 
-from cifarhelpers.config import PROFILES, TrainConfig, resolve_profile
 from cifarhelpers.errors import ConfigError
+from cifarhelpers.training import PROFILES, TrainConfig, resolve_profile
 
 
 def test_defaults_are_the_main_job():

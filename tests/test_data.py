@@ -1,4 +1,4 @@
-"""cifarhelpers.data: layouts, cache, statistics, subsets and the errors on bad input."""
+"""cifarhelpers.data.cifar10: layouts, cache, statistics, subsets and the errors on bad input."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import pytest
 from _synthetic import write_image_folder
 from PIL import Image
 
-from cifarhelpers.data import CLASSES, load_cifar10, resolve_root
+from cifarhelpers.data import CLASSES, class_counts, dataset_statistics, load_cifar10, resolve_root, stratified_subset
 from cifarhelpers.errors import ConfigError, DataError, DataNotFoundError
-from cifarhelpers.statistics import class_counts, dataset_statistics
-from cifarhelpers.subsets import stratified_subset
 
 # The figures quoted for the original CIFAR-10 train set (e.g. in the seeds' notebooks).
 ORIGINAL_TRAIN_MEAN = (0.4914, 0.4822, 0.4465)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifarhelpers import transforms as T
-from cifarhelpers.device_loader import Augmentation, DeviceLoader, apply_augmentation, draw_augmentation
-from cifarhelpers.loaders import AlbumentationsLoader
+from cifarhelpers.data import Augmentation, DeviceLoader, apply_augmentation, draw_augmentation
+from cifarhelpers.data import transforms as T
+from cifarhelpers.training import AlbumentationsLoader
 
 MEAN, STD = (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606)
 
@@ -102,7 +102,7 @@ def test_batch_statistics_match_the_albumentations_path(cifar, cifar_stats):
     """Both paths augment the same 4,096 real images; per-channel mean and std of the augmented
     pixels agree within 0.01 (normalized units; the albumentations hole is the mean rounded to
     uint8, the device hole the exact mean)."""
-    from cifarhelpers.subsets import stratified_subset
+    from cifarhelpers.data import stratified_subset
 
     idx = stratified_subset(cifar.y_train, 4096, seed=0)
     x, y = cifar.x_train[idx], cifar.y_train[idx]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import cifarhelpers
-from cifarhelpers.devices import CODE_COMMIT_ENV, code_version, git_state
+from cifarhelpers.provenance import CODE_COMMIT_ENV, code_version, git_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_an_installed_copy_takes_the_commit_from_the_environment(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     script = (
         "import json, os\n"
-        "from cifarhelpers.devices import code_version\n"
+        "from cifarhelpers.provenance import code_version\n"
         "out = {}\n"
         "for value in [None, '', '8cd0fd5209cdf6879289b29e54e7ea79b37c5e4b', 'abc1234-dirty']:\n"
         f"    os.environ.pop({CODE_COMMIT_ENV!r}, None)\n"

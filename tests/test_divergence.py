@@ -11,15 +11,23 @@ import re
 import pytest
 import torch
 from _reliability import comparable
+from torch import nn
 
-from cifarhelpers import train as train_module
-from cifarhelpers.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from cifarhelpers.cli import main
-from cifarhelpers.config import TrainConfig
-from cifarhelpers.engine import EpochResult
+from cifarhelpers.cli.train import main
 from cifarhelpers.errors import DivergenceError
-from cifarhelpers.runs import METRICS_FILE, WEIGHTS_FILE, resume_config
-from cifarhelpers.train import fit
+from cifarhelpers.training import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    EpochResult,
+    TrainConfig,
+    build_optimizer,
+    fit,
+    load_checkpoint,
+    resume_config,
+    train_one_epoch,
+)
+from cifarhelpers.training import train as train_module
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
@@ -145,3 +153,53 @@ def test_cli_reports_divergence_with_exit_status_1(small_root, tmp_path, capsys)
     assert status == 1
     assert "cifar-train: error: training diverged: loss is nan at epoch 1/1" in err and "Lower the max LR" in err
     assert json.loads((_run_dir(tmp_path) / METRICS_FILE).read_text())["status"] == "diverged"
+
+
+# -- sync_every > 1: the loss is read back every few steps (the GPU path) -------------------------------------
+
+class _LossTurns(nn.Module):
+    """Cross-entropy that is ``value`` (NaN or inf) at call ``bad`` (1-based); counts its calls, i.e. the
+    steps run. After that step the weights are no longer finite, so later losses are NaN too."""
+
+    def __init__(self, bad: int | None = None, value: float = math.nan):
+        super().__init__()
+        self.bad, self.value, self.calls = bad, value, 0
+
+    def forward(self, logits, labels):
+        self.calls += 1
+        loss = nn.functional.cross_entropy(logits, labels)
+        return loss * self.value if self.calls == self.bad else loss
+
+
+def _sync_run(criterion: nn.Module, sync_every: int, steps: int = 7):
+    """One epoch (epoch 2 of 5) of a tiny linear model on synthetic batches, SGD at LR 0.01."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
+    optimizer, schedule = build_optimizer(model, TrainConfig(recipe="step_sgd", epochs=5, max_lr=0.01), steps)
+    batches = [(torch.randn(8, 3, 4, 4), torch.randint(0, 10, (8,))) for _ in range(steps)]
+    return train_one_epoch(model, batches, criterion, optimizer, schedule, device=torch.device("cpu"), epoch=1,
+                           epochs=5, sync_every=sync_every, progress=False)
+
+
+@pytest.mark.parametrize(("sync_every", "bad", "value", "caught_after"), [
+    (3, 2, math.nan, 3),  # by the next read-back, at step 3
+    (3, 7, math.nan, 7),  # the epoch's last step, not a multiple of 3: by the read-back at the epoch's end
+    (4, 5, math.inf, 7),  # steps 5-7 after the read-back at 4: at the epoch's end
+    (7, 1, math.nan, 7),  # once per epoch (what a GPU does by default)
+])
+def test_a_non_finite_loss_between_read_backs_is_caught_and_named_by_its_own_step(sync_every, bad, value,
+                                                                                caught_after):
+    criterion = _LossTurns(bad, value)
+    with pytest.raises(DivergenceError) as err:
+        _sync_run(criterion, sync_every)
+    assert criterion.calls == caught_after, "stopped at the first read-back after the bad step"
+    assert str(err.value).startswith(f"training diverged: loss is {value} at epoch 2/5, step {bad}/7, lr 0.01. "
+                                     "Lower the max LR")
+
+
+def test_a_finite_run_read_back_every_3_steps_is_not_flagged_and_matches_every_step_read_back():
+    every_3 = _sync_run(_LossTurns(), sync_every=3)
+    every_1 = _sync_run(_LossTurns(), sync_every=1)
+    assert len(every_3.step_losses) == 7 and all(math.isfinite(v) for v in every_3.step_losses)
+    assert every_3.step_losses == every_1.step_losses and every_3.loss == every_1.loss
+    assert every_3.accuracy == every_1.accuracy and every_3.images == 56

@@ -115,7 +115,7 @@ def test_importing_the_package_needs_no_notebook_or_test_extra():
                "import pkgutil, importlib, cifarhelpers\n"
                "for module in pkgutil.walk_packages(cifarhelpers.__path__, 'cifarhelpers.'):\n"
                "    importlib.import_module(module.name)\n"
-               "from cifarhelpers.notebook_runner import main\n"
+               "from cifarhelpers.cli.notebooks import main\n"
                "raise SystemExit(main(['run', '--profile', 'short']))\n")
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr

@@ -1,4 +1,4 @@
-"""cifarhelpers.evaluation: horizontal-flip TTA on models whose flip behaviour is known, evaluate_run on a
+"""cifarhelpers.analysis.evaluation: horizontal-flip TTA on models whose flip behaviour is known, evaluate_run on a
 tiny real run (its accuracy is the run's), and cifar-eval's refusals and exit codes."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from cifarhelpers.analysis import EVAL_FILE, evaluate_run, predict_images, predict_with_flip_tta
+from cifarhelpers.cli.eval import main
 from cifarhelpers.errors import CheckpointError, ConfigError
-from cifarhelpers.evaluation import EVAL_FILE, evaluate_run, main, predict_with_flip_tta
-from cifarhelpers.analysis import predict_images
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -92,8 +92,7 @@ def test_flip_tta_changes_nothing_for_a_flip_invariant_model():
 
 @pytest.fixture(scope="module")
 def finished_run(small_data, tmp_path_factory, one_thread):
-    from cifarhelpers.config import TrainConfig
-    from cifarhelpers.train import fit
+    from cifarhelpers.training import TrainConfig, fit
 
     cfg = TrainConfig(model="dilated_net", epochs=1, batch_size=32, train_subset=160, test_subset=50, seed=3,
                       device="cpu", output_dir=str(tmp_path_factory.mktemp("runs")))
@@ -126,8 +125,7 @@ def test_evaluate_run_reproduces_the_runs_test_accuracy_and_writes_eval_json(fin
 def test_a_device_loader_runs_flip_tta_is_the_one_cifar_eval_measures(small_data, tmp_path, one_thread):
     """The device loader's test set lives on the device, already normalized: the run's flip TTA there
     gives the figure that evaluation through the albumentations test pipeline gives."""
-    from cifarhelpers.config import TrainConfig
-    from cifarhelpers.train import fit
+    from cifarhelpers.training import TrainConfig, fit
 
     cfg = TrainConfig(model="dilated_net", epochs=1, batch_size=32, train_subset=160, test_subset=50, seed=4,
                       device="cpu", loader="device", output_dir=str(tmp_path))

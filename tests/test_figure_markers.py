@@ -12,12 +12,17 @@ import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from cifarhelpers.analysis_plots import plot_layer_comparison
-from cifarhelpers.config import TrainConfig
-from cifarhelpers.lr_range_test import LRRangeTestResult
-from cifarhelpers.lr_suggestions import suggest_lrs
-from cifarhelpers.plots import plot_curves, plot_lr_range_test, plot_lr_schedule, plot_sweep
-from cifarhelpers.recipes import lr_schedule
+from cifarhelpers.analysis import plot_layer_comparison
+from cifarhelpers.sweep import plot_sweep
+from cifarhelpers.training import (
+    LRRangeTestResult,
+    TrainConfig,
+    lr_schedule,
+    plot_curves,
+    plot_lr_range_test,
+    plot_lr_schedule,
+    suggest_lrs,
+)
 
 
 def rendered(fig):
@@ -82,7 +87,7 @@ def test_the_lr_range_test_legend_covers_no_point_of_the_curve():
 
 
 def test_a_suggestion_past_the_lowest_loss_is_flagged_and_one_before_it_is_not():
-    from cifarhelpers.lr_plots import lowest_loss_lr, past_lowest_loss
+    from cifarhelpers.training import lowest_loss_lr, past_lowest_loss
 
     result = range_test()
     assert set(past_lowest_loss(result)) == {"steepest"}
@@ -101,7 +106,7 @@ def history(epochs: int) -> list[dict]:
 
 
 def test_loss_floor_is_the_smallest_loss_pytorch_gives_with_that_smoothing():
-    from cifarhelpers.training_plots import loss_floor
+    from cifarhelpers.training import loss_floor
 
     target = torch.full((1, 10), 0.02)
     target[0, 3] = 0.82  # what label smoothing 0.2 makes of class 3 over 10 classes

@@ -1,4 +1,4 @@
-"""cifarhelpers.gradcam and the GradCAM figures: maps for the true and the predicted class, the model
+"""cifarhelpers.analysis.gradcam and the GradCAM figures: maps for the true and the predicted class, the model
 left untouched, the overlays, and the faithfulness metrics on a model whose evidence is known. No data."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cifarhelpers.gradcam import (
+from cifarhelpers.analysis import (
     DEFAULT_GRADCAM_LAYERS,
     GRADCAM_LAYER_CHOICES,
     cam_faithfulness,
@@ -18,8 +18,8 @@ from cifarhelpers.gradcam import (
     gradcam_true_and_predicted,
     overlay_cams,
 )
+from cifarhelpers.data import normalize_batch
 from cifarhelpers.models import MODEL_NAMES, build_model
-from cifarhelpers.transforms import normalize_batch
 
 MEAN, STD = (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606)
 
@@ -188,8 +188,8 @@ def test_overlay_cams_refuses_mismatched_shapes_and_normalized_images():
 
 
 def test_gradcam_figures_show_each_image_beside_its_maps(tmp_path):
-    from cifarhelpers.analysis_plots import plot_gradcam_grid, plot_gradcam_true_vs_predicted
-    from cifarhelpers.plots import show_figure
+    from cifarhelpers.analysis import plot_gradcam_grid, plot_gradcam_true_vs_predicted
+    from cifarhelpers.files import show_figure
 
     images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
     overlays = (images * 255).astype(np.uint8)
@@ -207,3 +207,63 @@ def test_gradcam_figures_show_each_image_beside_its_maps(tmp_path):
         plot_gradcam_grid(images, overlays[:2])
     with pytest.raises(ValueError, match="one of each per image"):
         plot_gradcam_true_vs_predicted(images, overlays, overlays, ["a"], ["b"])
+
+
+# -- GradCAM on a model whose evidence is known ---------------------------------------------------------------
+
+class ColourPatchDetector(nn.Module):
+    """Hand-set weights: ``features`` (1x1 conv + ReLU, then 4x4 average pooling: 8x8 maps) has a red-patch
+    channel, ReLU(R - (G + B) / 2 - 1), and a blue-patch one, ReLU(B - (R + G) / 2 - 1); the class 0 logit is
+    10x the blue channel's mean, class 1's 10x the red channel's. Dim noise (std 0.2) fires neither channel,
+    so all the evidence for class 1 is where a red patch is, and all of class 0's where a blue patch is."""
+
+    def __init__(self):
+        super().__init__()
+        conv = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.tensor([[1.0, -0.5, -0.5], [-0.5, -0.5, 1.0]])[..., None, None])
+            conv.bias.fill_(-1.0)
+        self.features = nn.Sequential(conv, nn.ReLU(), nn.AvgPool2d(4))
+
+    def forward(self, x):
+        red, blue = self.features(x).mean(dim=(2, 3)).unbind(dim=1)  # channel 0 red, 1 blue
+        return 10 * torch.stack([blue, red], dim=1)
+
+
+def _patches(red_at: tuple[int, int], blue_at: tuple[int, int] | None = None) -> torch.Tensor:
+    """One (1, 3, 32, 32) normalized image: dim noise, an 8x8 red patch with its top-left corner at ``red_at``
+    (row, column), and optionally a blue one at ``blue_at``."""
+    image = torch.from_numpy(np.random.default_rng(0).normal(0, 0.2, (1, 3, 32, 32)).astype(np.float32))
+    for at, colour in ((red_at, (2.0, -1.0, -1.0)), (blue_at, (-1.0, -1.0, 2.0))):
+        if at is not None:
+            image[0, :, at[0]:at[0] + 8, at[1]:at[1] + 8] = torch.tensor(colour)[:, None, None]
+    return image
+
+
+def _quadrant_share(cam: np.ndarray, rows: slice, cols: slice) -> float:
+    return float(cam[rows, cols].sum() / cam.sum())
+
+
+TOP, BOTTOM, LEFT, RIGHT = slice(0, 16), slice(16, 32), slice(0, 16), slice(16, 32)
+
+
+def test_gradcam_puts_a_class_s_map_on_its_evidence_and_follows_it_when_it_moves():
+    model = ColourPatchDetector().eval()
+    top_left, bottom_right = _patches(red_at=(4, 4)), _patches(red_at=(20, 20))
+    assert model(top_left).argmax().item() == 1 and model(bottom_right).argmax().item() == 1, "the premise"
+    cams = gradcam(model, torch.cat([top_left, bottom_right]), [1, 1], "features", device="cpu")
+    for cam, rows, cols in ((cams[0], TOP, LEFT), (cams[1], BOTTOM, RIGHT)):
+        assert _quadrant_share(cam, rows, cols) > 0.9, "the map lies in the patch's quadrant"
+        peak_row, peak_col = np.unravel_index(cam.argmax(), cam.shape)
+        assert rows.start + 4 <= peak_row < rows.start + 12 and cols.start + 4 <= peak_col < cols.start + 12, \
+            "its peak is on the patch"
+
+
+def test_gradcam_of_each_class_lies_on_that_class_s_own_evidence():
+    """A red patch (class 1) top left and a blue one (class 0) bottom right in the same image: each class's
+    map lies on its own patch, not on the other class's."""
+    model = ColourPatchDetector().eval()
+    both = _patches(red_at=(4, 4), blue_at=(20, 20))
+    cam_red, cam_blue = gradcam(model, torch.cat([both, both]), [1, 0], "features", device="cpu")
+    assert _quadrant_share(cam_red, TOP, LEFT) > 0.9 and _quadrant_share(cam_red, BOTTOM, RIGHT) < 0.05
+    assert _quadrant_share(cam_blue, BOTTOM, RIGHT) > 0.9 and _quadrant_share(cam_blue, TOP, LEFT) < 0.05

@@ -14,14 +14,21 @@ import nbformat
 import pytest
 import torch
 
-from cifarhelpers import colab
-from cifarhelpers.config import PROFILES, Profile
 from cifarhelpers.errors import CheckpointError, ConfigError
-from cifarhelpers.handoffs import (
-    PRODUCERS, TRAIN_JSON, load_train_run, lr_range_test_note, save_train_run, written_by,
+from cifarhelpers.notebook import (
+    NOTEBOOKS_DIR,
+    PRODUCERS,
+    TRAIN_JSON,
+    NotebookSetup,
+    analysis_model,
+    colab,
+    load_train_run,
+    lr_range_test_note,
+    save_train_run,
+    training_config,
+    written_by,
 )
-from cifarhelpers.notebook_runner import NOTEBOOKS_DIR
-from cifarhelpers.notebook_setup import NotebookSetup, analysis_model, training_config
+from cifarhelpers.training import PROFILES, Profile
 
 
 @pytest.fixture
@@ -119,9 +126,9 @@ def test_display_path_is_relative_beside_the_notebook_and_absolute_only_elsewher
 def test_the_setup_line_names_the_data_copy_and_output_folder_without_the_machines_layout(tmp_path, monkeypatch):
     import torch
 
-    from cifarhelpers.config import PROFILES
     from cifarhelpers.data import CIFAR10Data, DataSource
-    from cifarhelpers.notebook_setup import NotebookSetup
+    from cifarhelpers.notebook import NotebookSetup
+    from cifarhelpers.training import PROFILES
 
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")

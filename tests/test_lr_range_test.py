@@ -10,11 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.loaders import prepare_data
-from cifarhelpers.lr_range_test import lr_range_test, run_lr_range_test
 from cifarhelpers.models import build_model
+from cifarhelpers.training import TrainConfig, lr_range_test, prepare_data, run_lr_range_test
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
@@ -155,3 +153,38 @@ def test_the_result_reports_whether_the_model_was_restored(loader, monkeypatch):
     assert result.restored is True and result.to_dict()["restored"] is True
     monkeypatch.setattr(LRFinder, "reset", lambda self: None)  # as if torch-lr-finder forgot to restore
     assert lr_range_test(_fresh_model(), loader, device="cpu", num_iter=8, **SHORT).restored is False
+
+
+class _RisesAfter(nn.Module):
+    """Cross-entropy, then from call ``after + 1`` on ``factor`` times it: finite, but far above the best."""
+
+    def __init__(self, after: int, factor: float):
+        super().__init__()
+        self.after, self.factor, self.calls = after, factor, 0
+
+    def forward(self, logits, labels):
+        self.calls += 1
+        loss = nn.functional.cross_entropy(logits, labels)
+        return loss * self.factor if self.calls > self.after else loss
+
+
+def test_a_loss_rising_past_5x_its_best_stops_the_test_early_and_the_model_is_restored(loader):
+    """torch-lr-finder's divergence stop (diverge_th=5, the default): the smoothed loss 0.05 x 200 L + 0.95 L
+    (about 11 L) at iteration 7 passes 5x the best, so the test ends there, 5 iterations early."""
+    model = _fresh_model(eval_mode=False)
+    before = _state(model)
+    criterion = _RisesAfter(after=6, factor=200.0)
+    result = lr_range_test(model, loader, device="cpu", start_lr=1e-5, end_lr=1e-3, num_iter=12,
+                           criterion=criterion, **SHORT)
+    assert criterion.calls == 7, "no iteration after the one past 5x"
+    assert result.stopped_early and len(result.lrs) == len(result.losses) == 7
+    assert result.stop_reason == "stopped at iteration 7: smoothed loss above 5 x its best"
+    assert result.losses[-1] > 5 * min(result.losses) and max(result.losses[:-1]) < 5 * min(result.losses)
+    assert all(math.isfinite(v) for v in result.losses), "a finite loss: the 5x stop, not the NaN stop"
+    assert result.settings["diverge_th"] == 5.0
+    _assert_restored(model, before, training=True)
+
+    # the same rise under a threshold above 200x runs all its iterations
+    unstopped = lr_range_test(_fresh_model(), loader, device="cpu", start_lr=1e-5, end_lr=1e-3, num_iter=12,
+                              criterion=_RisesAfter(after=6, factor=200.0), diverge_th=1000.0, **SHORT)
+    assert not unstopped.stopped_early and unstopped.stop_reason is None and len(unstopped.lrs) == 12

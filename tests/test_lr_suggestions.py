@@ -8,10 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from cifarhelpers.config import TrainConfig
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.lr_range_test import LRRangeTestResult, describe_lr
-from cifarhelpers.lr_suggestions import RULES, min_loss_lr, steepest_lr, suggest_lrs, valley_lr
+from cifarhelpers.training import (
+    RULES,
+    LRRangeTestResult,
+    TrainConfig,
+    describe_lr,
+    min_loss_lr,
+    steepest_lr,
+    suggest_lrs,
+    valley_lr,
+)
 
 LRS = np.logspace(-6, 1, 71)  # 1e-6 .. 10, ten points per decade: LRS[10 * k] == 10 ** (k - 6)
 

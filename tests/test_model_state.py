@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from cifarhelpers.model_state import preserved
+from cifarhelpers.models import preserved
 
 
 def _model() -> nn.Sequential:

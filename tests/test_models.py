@@ -7,14 +7,18 @@ import pytest
 import torch
 
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.models import MODEL_DEFAULTS, MODEL_NAMES, ResNet18, build_model, count_parameters
-from cifarhelpers.receptive_field import (
+from cifarhelpers.models import (
+    MODEL_DEFAULTS,
+    MODEL_NAMES,
+    ResNet18,
+    build_model,
+    count_parameters,
     format_receptive_field_table,
+    model_summary,
     output_receptive_field,
     receptive_field_growth,
     receptive_field_table,
 )
-from cifarhelpers.summary import model_summary
 
 PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
 
@@ -156,7 +160,7 @@ def test_the_growth_curve_stops_at_global_pooling_so_a_head_after_it_adds_nothin
 
 
 def test_the_receptive_field_plot_labels_each_model_with_the_tables_number():
-    from cifarhelpers.plots import plot_receptive_fields
+    from cifarhelpers.models import plot_receptive_fields
 
     zoo = {name: build_model(name) for name in MODEL_NAMES}
     fig = plot_receptive_fields({name: receptive_field_table(model) for name, model in zoo.items()})
@@ -178,9 +182,7 @@ def test_receptive_field_walk_changes_nothing_and_formats():
 
 @pytest.mark.data
 def test_a_run_trains_and_reloads_its_model_with_its_logit_scale(small_data, tmp_path):
-    from cifarhelpers.checkpoint import load_run_model
-    from cifarhelpers.config import TrainConfig
-    from cifarhelpers.train import fit
+    from cifarhelpers.training import TrainConfig, fit, load_run_model
 
     cfg = TrainConfig(model="dilated_net", device="cpu", train_subset=64, test_subset=50, batch_size=32, epochs=1,
                       logit_scale=0.125, output_dir=str(tmp_path))

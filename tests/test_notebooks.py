@@ -1,8 +1,11 @@
 """The notebooks: the whole chain executed headless with papermill on the real copy (tiny
 parameters) as Google Colab runs it, each notebook in its own VM handing its files on through a
-stand-in Google Drive; the artifacts each notebook promises; the runner's order, parameters,
-refusals and failure reports; and the structure of the committed notebooks (parameters cell,
-Colab cell, outputs present, provenance, prose without measured figures)."""
+stand-in Google Drive, once per test session (every test of the chain reads that one execution);
+the executed notebooks against the committed ones (the same cells, the same profile-independent
+outputs: tests/_notebook_checks.py); nothing written into the checkout; notebooks 05 and 07 alone in
+a fresh folder; the artifacts each notebook promises; the runner's order, parameters, refusals and
+failure reports; and the structure of the committed notebooks (parameters cell, Colab cell, outputs
+present, provenance, prose without measured figures)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import math
 import os
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,45 +22,46 @@ import numpy as np
 import pytest
 import torch
 from _colab_stand_in import apply_env, colab_env, write_stand_in
+from _notebook_checks import changes, checked_text, checkout_state, is_checked, sanitizers
 
-from cifarhelpers.colab import badge_markdown
-from cifarhelpers.config import PROFILES
-from cifarhelpers.gradcam import DEFAULT_GRADCAM_LAYERS
+from cifarhelpers.analysis import DEFAULT_GRADCAM_LAYERS
+from cifarhelpers.cli.notebooks import main
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.handoffs import (
+from cifarhelpers.notebook import (
     ANALYSIS_JSON,
-    LR_JSON,
+    NOTEBOOKS,
+    NOTEBOOKS_DIR,
     STATS_JSON,
     SWEEP_JSON,
     TRAIN_JSON,
     ZOO_JSON,
-    load_lr_range_test,
-    load_statistics,
-    save_lr_range_test,
-    save_statistics,
-)
-from cifarhelpers.lr_range_test import run_lr_range_test
-from cifarhelpers.notebook_runner import (
-    NOTEBOOKS, NOTEBOOKS_DIR, load_parameters_file, main, notebook_parameters, run_notebooks,
-)
-from cifarhelpers.notebook_setup import (
     NotebookSetup,
+    badge_markdown,
+    load_lr_range_test,
+    load_parameters_file,
+    load_statistics,
     notebook_config,
+    notebook_parameters,
     parse_setup_line,
     resolve_loader,
+    run_notebooks,
+    save_statistics,
     training_config,
 )
+from cifarhelpers.training import LR_JSON, PROFILES, run_lr_range_test, save_lr_range_test
 
 # Small enough for about two minutes on 2 CPU cores, big enough for every notebook to have
-# something to show (mistakes, a confusion matrix over all classes, a curve).
+# something to show (mistakes, a confusion matrix over all classes, a curve). 02's num_images stays the
+# notebook's own: its checked cells print the preview's shapes, compared with the committed outputs.
 TINY = {
-    "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 500, "epochs": 1, "batch_size": 64,
-    "lr_test_iterations": 20, "images_per_class": 2, "num_images": 3, "draws": 3, "num_mistakes": 8,
-    "num_gradcam": 4, "layer_images": 8,
+    "device": "cpu", "profile": "short", "train_subset": 512, "test_subset": 200, "epochs": 1, "batch_size": 64,
+    "lr_test_iterations": 20, "images_per_class": 2, "draws": 3, "num_mistakes": 8,
+    "num_gradcam": 4, "layer_images": 4,
     # 07's sweep: one trial after another in the kernel (Ray's start-up would double its time; Ray
     # itself is tested in test_sweep.py)
     "backend": "sequential", "num_seeds": 2,
 }
+TEST_IMAGES, PER_CLASS = TINY["test_subset"], TINY["test_subset"] // 10  # a class-balanced draw
 PARAMETERS = {"custom_resnet": 6_573_130, "resnet18": 11_173_962, "dilated_net": 193_535}
 PNG_MIN_BYTES = 5_000
 NOTEBOOK_PATHS = [NOTEBOOKS_DIR / name for name in NOTEBOOKS]
@@ -72,13 +77,16 @@ def assert_pngs(folder: Path, names: list[str]) -> None:
 
 # -- the chain, run once, as on Colab ----------------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def colab_chain(cifar_root, tmp_path_factory) -> SimpleNamespace:
     """Notebooks 01-07 in order as Google Colab runs them: each in its own VM (its own kernel, working
     folder and /content, tests/_colab_stand_in.py), whose first cell mounts the one Google Drive they
-    share; with the default output_dir, so every hand-off goes through Drive. Tiny parameters."""
+    share; with the default output_dir, so every hand-off goes through Drive. Tiny parameters. The one
+    execution of the notebooks in a test session: every test of the chain reads it. ``checkout`` holds
+    the checkout's state before and after (:func:`_notebook_checks.checkout_state`)."""
     import papermill
 
+    before = checkout_state()
     base = tmp_path_factory.mktemp("colab")
     ipython, drive, executed = write_stand_in(base / "stand-in"), base / "drive", base / "executed"
     executed.mkdir()
@@ -96,10 +104,10 @@ def colab_chain(cifar_root, tmp_path_factory) -> SimpleNamespace:
                 err.add_note(f"{name} failed on the stand-in Colab; executed copy: {executed / name}")
                 raise
     folder = drive / "MyDrive" / "cifarhelpers" / "runs" / "notebooks"
-    return SimpleNamespace(base=base, executed=executed, folder=folder)
+    return SimpleNamespace(base=base, executed=executed, folder=folder, checkout=(before, checkout_state()))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chain(colab_chain) -> Path:
     """The notebooks' shared output folder: ``MyDrive/cifarhelpers/runs/notebooks`` on the stand-in Drive."""
     return colab_chain.folder
@@ -132,6 +140,93 @@ def test_every_notebook_ran_in_its_own_colab_vm_and_handed_its_files_on_through_
     assert "notebook 03 (custom_resnet) suggested LRMAX" in texts["07"], "07 shows 03's suggestion, read from Drive"
     executed_03 = nbformat.read(colab_chain.executed / "03_lr_range_test.ipynb", as_version=4)
     assert "lr_test_iterations = 20" in "\n".join(c.source for c in executed_03.cells)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", NOTEBOOKS, ids=[name[:2] for name in NOTEBOOKS])
+def test_the_chain_ran_the_committed_cells_and_reproduced_their_profile_independent_outputs(colab_chain, name):
+    """The executed notebook is the committed one plus papermill's parameters cell, and every cell marked
+    ``# NBVAL_CHECK_OUTPUT`` printed what the committed notebook shows (sanitized as
+    notebooks/nbval_sanitize.cfg says), though the committed outputs come from another device and profile."""
+    committed = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    executed = nbformat.read(colab_chain.executed / name, as_version=4)
+    ran = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    assert [(c.cell_type, c.get("id"), c.source) for c in ran] == \
+        [(c.cell_type, c.get("id"), c.source) for c in committed.cells], f"{name}: the committed cells, in order"
+    rules = sanitizers()
+    checked = [i for i, cell in enumerate(committed.cells) if is_checked(cell)]
+    assert checked, f"{name} has no profile-independent cell"
+    for i in checked:
+        assert ran[i].execution_count is not None and checked_text(committed.cells[i], rules), f"{name} cell {i}"
+        assert checked_text(ran[i], rules) == checked_text(committed.cells[i], rules), \
+            f"{name} cell {i} ({committed.cells[i].get('id')}) printed other than the committed notebook shows"
+
+
+@pytest.mark.data
+def test_the_chain_writes_nothing_into_the_checkout(colab_chain):
+    before, after = colab_chain.checkout
+    if before is None:
+        pytest.skip("not a git checkout")
+    found = changes(before, after)
+    assert not found, f"the notebooks wrote into the checkout (everything goes to tmp_path): {found}"
+
+
+def test_the_checkout_state_sees_an_output_folder_written_or_a_notebook_changed(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("/runs/\n/data/\n")
+    for folder, name in (("runs", "old.json"), ("src", "a.py"), ("notebooks", "01.ipynb")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text("{}")
+        os.utime(tmp_path / folder / name, (1e9, 1e9))
+        os.utime(tmp_path / folder, (1e9, 1e9))
+    before = checkout_state(tmp_path)
+    assert set(before) == {".gitignore", "notebooks/", "runs/", "src/", "notebooks/01.ipynb"}
+    (tmp_path / "runs" / "new.json").write_text("{}")  # into an ignored folder that was there
+    (tmp_path / "data").mkdir()  # a new ignored folder
+    (tmp_path / "data" / "x.npz").write_text("")
+    (tmp_path / "notebooks" / "01.ipynb").write_text("{ }")
+    (tmp_path / "src" / "b.py").write_text("")  # source being written in an untracked folder: not an output
+    assert changes(before, checkout_state(tmp_path)) == ["data/ (new)", "notebooks/01.ipynb (changed)",
+                                                         "runs/ (changed)"]
+
+
+def _execute_alone(path: Path, folder: Path, root: Path) -> None:
+    """Execute the notebook at ``path`` from ``folder/notebooks`` (a fresh copy's place) with its default
+    output_dir (``../runs/notebooks``: ``folder/runs/notebooks``), on the CPU, the short profile."""
+    import papermill
+
+    work = folder / "notebooks"
+    work.mkdir()
+    papermill.execute_notebook(str(path), str(work / path.name), cwd=str(work), kernel_name="python3",
+                               parameters={"data_root": str(root), "device": "cpu", "profile": "short"},
+                               progress_bar=False)
+
+
+@pytest.mark.data
+def test_notebook_05_alone_in_a_fresh_folder_stops_asking_for_notebook_04s_model(small_root, tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        _execute_alone(NOTEBOOKS_DIR / "05_misclassification_gradcam.ipynb", tmp_path, small_root)
+    err = info.value
+    assert err.ename == "ConfigError", err.evalue
+    assert "no trained model yet: ../runs/notebooks/train_run.json does not exist. Run notebook 04 first" in err.evalue
+    assert [p.name for p in (tmp_path / "runs" / "notebooks").iterdir()] == [], "05 wrote nothing"
+
+
+@pytest.mark.data
+def test_notebook_07_alone_in_a_fresh_folder_says_notebook_03_has_not_run(small_root, tmp_path):
+    """07 without notebook 03's file sweeps all the same (by design) and says it has no suggestion to show:
+    executed up to that note, since the sweep itself is the chain's."""
+    nb = nbformat.read(NOTEBOOKS_DIR / "07_lr_sweep.ipynb", as_version=4)
+    note = next(i for i, cell in enumerate(nb.cells) if "print(lr_range_test_note(" in cell.source)
+    nb.cells = nb.cells[:note + 1]
+    nbformat.write(nb, tmp_path / "07_lr_sweep.ipynb")
+    _execute_alone(tmp_path / "07_lr_sweep.ipynb", tmp_path, small_root)
+    executed = nbformat.read(tmp_path / "notebooks" / "07_lr_sweep.ipynb", as_version=4)
+    text = "".join("".join(o.get("text", "")) for o in executed.cells[-1].outputs)
+    assert text.startswith(f"no LR range test here: {LR_JSON} is not in the output folder. Run notebook 03 first")
+    assert "suggested LRMAX" not in text
 
 
 @pytest.mark.data
@@ -182,9 +277,11 @@ def test_04_trains_with_notebook_03s_lrs_and_saves_weights_and_metrics(chain):
     assert metrics["status"] == "completed" and len(metrics["history"]) == 1
     assert metrics["recipe"]["max_lr"] == pytest.approx(lr["max_lr"])
     assert metrics["recipe"]["min_lr"] == pytest.approx(lr["min_lr"])
-    assert metrics["data"]["train_images"] == 512 and metrics["data"]["test_images"] == 500
-    assert 0.0 <= metrics["final_test_accuracy"] <= 1.0
-    assert handoff["final_test_accuracy"] == metrics["final_test_accuracy"] and handoff["test_images"] == 500
+    assert metrics["data"]["train_images"] == 512 and metrics["data"]["test_images"] == TEST_IMAGES
+    accuracy = metrics["final_test_accuracy"]
+    assert accuracy == metrics["history"][-1]["test_accuracy"], "the last epoch's test accuracy"
+    assert accuracy * TEST_IMAGES == pytest.approx(round(accuracy * TEST_IMAGES), abs=1e-6), "a whole number of images"
+    assert handoff["final_test_accuracy"] == accuracy and handoff["test_images"] == TEST_IMAGES
     state = torch.load(run_dir / "model.pt", weights_only=True)
     assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) \
         == PARAMETERS["custom_resnet"]
@@ -195,25 +292,50 @@ def test_04_trains_with_notebook_03s_lrs_and_saves_weights_and_metrics(chain):
 def test_05_analyses_the_test_images_notebook_04_used(chain):
     analysis = json.loads((chain / ANALYSIS_JSON).read_text())
     handoff = json.loads((chain / TRAIN_JSON).read_text())
+    run = json.loads((chain / handoff["run_dir"] / "metrics.json").read_text())
     matrix = np.asarray(analysis["confusion_matrix"])
-    assert matrix.shape == (10, 10) and matrix.sum() == analysis["test_images"] == handoff["test_images"] == 500
-    assert matrix.sum(axis=1).tolist() == [50] * 10, "the class-balanced test subset"
-    assert analysis["accuracy"] == pytest.approx(np.trace(matrix) / 500)
+    assert matrix.shape == (10, 10) and matrix.sum() == analysis["test_images"] == handoff["test_images"] == TEST_IMAGES
+    assert matrix.sum(axis=1).tolist() == [PER_CLASS] * 10, "the class-balanced test subset"
+    assert analysis["accuracy"] == pytest.approx(np.trace(matrix) / TEST_IMAGES)
     assert abs(analysis["accuracy"] - handoff["final_test_accuracy"]) <= 0.01, "the same model on the same images"
     assert [r["class"] for r in analysis["per_class"]][:2] == ["airplane", "automobile"]
     for row in analysis["per_class"]:
         assert all(0.0 <= row[k] <= 1.0 for k in ("accuracy", "precision", "recall", "f1"))
-        assert row["support"] == 50
+        assert row["support"] == PER_CLASS
     assert analysis["evaluation"]["accuracy"] == handoff["final_test_accuracy"], "evaluate_model reproduces the run"
-    assert 0.0 <= analysis["evaluation"]["tta"]["accuracy"] <= 1.0
-    assert np.allclose(np.asarray(analysis["confusion_matrix_normalized"]).sum(axis=1), 1.0, atol=1e-5)
+    assert analysis["evaluation"]["tta"]["accuracy"] == run["final_test_accuracy_flip_tta"], "and its flip TTA"
+    assert np.allclose(analysis["confusion_matrix_normalized"], matrix / PER_CLASS), "each row over its class's images"
+    assert [row["recall"] for row in analysis["per_class"]] == pytest.approx(np.diag(matrix) / PER_CLASS), "diagonal"
     assert all(count >= 5 for _, _, count in analysis["most_confused"]), "min_confused = 5"
     assert analysis["gradcam_layer"] == DEFAULT_GRADCAM_LAYERS["custom_resnet"]
     assert set(analysis["gradcam_layer_comparison"]) == {"layer2", "layer3", "random maps"}
-    assert analysis["gradcam_layer_comparison"]["layer2"]["images"] == 8
+    assert analysis["gradcam_layer_comparison"]["layer2"]["images"] == TINY["layer_images"]
     assert 1 <= len(analysis["mistakes_shown"]) <= 8 and not Path(analysis["run_dir"]).is_absolute()
     assert_pngs(chain, ["top_losses.png", "gradcam.png", "gradcam_correct.png", "confusion_matrix.png",
                         "per_class_metrics.png", "gradcam_layers.png"])
+
+
+@pytest.mark.data
+def test_05s_mistakes_are_mistakes_of_notebook_04s_model_and_its_gradcam_maps_vary(chain, cifar):
+    """The images 05 shows as mistakes are misclassified by 04's model, and GradCAM at 05's layer gives each a
+    map of its predicted class in [0, 1] that varies over the image (a flat map explains nothing)."""
+    from cifarhelpers.analysis import gradcam
+    from cifarhelpers.data import balanced_subset, normalize_batch
+    from cifarhelpers.notebook import load_train_run
+
+    analysis = json.loads((chain / ANALYSIS_JSON).read_text())
+    model, metrics, _ = load_train_run(chain, "cpu")
+    cfg = metrics["config"]
+    images, labels = balanced_subset(cifar.x_test, cifar.y_test, cfg["test_subset"], cfg["seed"], name="test_subset")
+    shown = analysis["mistakes_shown"][:4]
+    inputs = normalize_batch(images[shown], metrics["data"]["mean"], metrics["data"]["std"])
+    with torch.no_grad():
+        predicted = model(inputs).argmax(dim=1).tolist()
+    assert all(p != t for p, t in zip(predicted, labels[shown].tolist())), "05's mistakes are mistakes"
+    maps = gradcam(model, inputs, predicted, analysis["gradcam_layer"], device="cpu")
+    assert maps.shape == (len(shown), 32, 32) and maps.min() >= 0.0 and maps.max() <= 1.0
+    # each map is scaled to [0, 1] before its bilinear upsampling, which may round its peak and trough off a little
+    assert all(np.ptp(m) > 0.5 for m in maps), [(m.min(), m.max()) for m in maps]
 
 
 @pytest.mark.data
@@ -233,16 +355,22 @@ def test_07_sweeps_lrmax_beside_notebook_03s_suggestion(chain):
     assert sweep["backend"] == "sequential" and sweep["status"] == "completed"
     assert [row["max_lr"] for row in sweep["table"]] == list(PROFILES["short"].sweep["max_lrs"])
     assert all(row["seeds"] == row["completed"] == 2 for row in sweep["table"])
-    assert sweep["best_max_lr"] in PROFILES["short"].sweep["max_lrs"]
     sweep_dir = Path(sweep["sweep_dir"]).resolve()  # through 07's VM's mount point
     assert sweep_dir.parent == chain.resolve() and sweep_dir.name.startswith("sweep-")
     trials = json.loads((sweep_dir / "sweep.json").read_text())["trials"]
     assert len(trials) == 4 and {t["params"]["seed"] for t in trials} == {0, 1}
+    for row in sweep["table"]:
+        accuracies = [t["final_test_accuracy"] for t in trials if t["params"]["max_lr"] == row["max_lr"]]
+        assert row["test_accuracy_mean"] == pytest.approx(np.mean(accuracies)), "the table is its trials' mean"
+    best = max(sweep["table"], key=lambda row: row["test_accuracy_mean"])
+    assert (sweep["best_max_lr"], sweep["best_test_accuracy_mean"]) == (best["max_lr"], best["test_accuracy_mean"])
     for trial in trials:
         metrics = json.loads((Path(trial["run_dir"]) / "metrics.json").read_text())
+        assert trial["status"] == metrics["status"] == "completed", trial
+        assert trial["final_test_accuracy"] == metrics["final_test_accuracy"] == metrics["history"][-1]["test_accuracy"]
         assert metrics["config"]["model"] == "dilated_net", "the short profile's sweep model"
         assert (metrics["data"]["train_images"], metrics["data"]["test_images"], len(metrics["history"])) == \
-            (512, 500, 1), "the chain's parameters reach every trial"
+            (512, TEST_IMAGES, 1), "the chain's parameters reach every trial"
     assert_pngs(chain, ["lr_sweep.png"])
     assert_pngs(sweep_dir, ["results.png"])
 
@@ -387,8 +515,7 @@ def test_notebook_config_takes_the_profile_then_the_parameters_given(tmp_path):
 
 
 def test_training_config_resumes_a_run_with_its_saved_settings(tmp_path):
-    from cifarhelpers.checkpoint import save_checkpoint
-    from cifarhelpers.config import TrainConfig
+    from cifarhelpers.training import TrainConfig, save_checkpoint
 
     saved = TrainConfig(model="dilated_net", epochs=3, batch_size=32, max_lr=0.003, train_subset=256, device="cpu")
     run = tmp_path / "run"
@@ -443,8 +570,7 @@ def test_training_config_reads_notebook_03s_suggestion_for_onecycle_adam_only(tm
 
 
 def test_load_statistics_measures_afresh_only_when_notebook_01s_file_is_absent(tmp_path):
-    from cifarhelpers.data import CIFAR10Data, DataSource
-    from cifarhelpers.statistics import dataset_statistics
+    from cifarhelpers.data import CIFAR10Data, DataSource, dataset_statistics
 
     x = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     y = np.arange(20) % 10

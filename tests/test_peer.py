@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import airbench  # noqa: E402
 import airbench_cpu_port as port  # noqa: E402
 import peer_airbench as peer  # noqa: E402
+from gpu_report import report, runner, settings  # noqa: E402
 
 from cifarhelpers.data import CLASSES, CIFAR10Data, DataSource  # noqa: E402
 from cifarhelpers.errors import DataError  # noqa: E402
@@ -110,17 +111,17 @@ def test_summary_gives_mean_spread_and_the_drop_from_the_published_figure():
 def test_the_report_runs_the_part_after_the_main_job_and_on_a_cpu_checks_the_files_only(tmp_path):
     import test_gpu_report as tgr
 
-    gr = tgr.gr
-    assert gr.PARTS[:2] == ("main_job", "peer") and gr.RUNNERS["peer"] is gr.peer_airbench.run_part
+    assert settings.PARTS[:2] == ("main_job", "peer") and runner.RUNNERS["peer"] is peer.run_part
     ctx, _ = tgr.make_ctx(tmp_path, parts=["peer"])
     ctx.data, ctx.device = random_data(), torch.device("cpu")
-    assert gr.run_parts(ctx, {p: tgr.costing(0) for p in gr.PARTS} | {"peer": gr.RUNNERS["peer"]})
+    assert runner.run_parts(ctx, {p: tgr.costing(0) for p in settings.PARTS} | {"peer": runner.RUNNERS["peer"]})
     part = ctx.report["parts"]["peer"]
     assert part["status"] == "completed" and part["package"]["version"] == "0.1.8", part
-    assert part["files"]["train_images"] == gr.SMOKE.train_subset and part["files"]["test_images"] == gr.SMOKE.test_subset
+    smoke = settings.SMOKE
+    assert part["files"]["train_images"] == smoke.train_subset and part["files"]["test_images"] == smoke.test_subset
     assert part["files_check"]["test"]["classes"] == list(CLASSES) and part["runs"] == []
     assert peer.CPU_NOTE in part["notes"]
-    assert [r["item"] for r in gr.summary_rows(ctx.report) if r["part"] == "peer"] == ["airbench94 files"]
+    assert [r["item"] for r in report.summary_rows(ctx.report) if r["part"] == "peer"] == ["airbench94 files"]
 
 
 class FakeAirbench:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from cifarhelpers.config import TrainConfig
-from cifarhelpers.train import fit
+from cifarhelpers.training import TrainConfig, fit
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 

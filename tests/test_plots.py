@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifarhelpers.analysis_plots import plot_confusion_matrices, plot_layer_comparison, plot_per_class_metrics
-from cifarhelpers.plots import plot_class_balance, plot_curves
+from cifarhelpers.analysis import plot_confusion_matrices, plot_layer_comparison, plot_per_class_metrics
+from cifarhelpers.data import plot_class_balance
+from cifarhelpers.training import plot_curves
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -87,9 +88,7 @@ def test_layer_comparison_has_one_bar_per_layer_and_metric():
 
 
 def test_each_lr_range_test_marker_sits_on_its_rules_point_even_when_the_curve_falls_into_the_skipped_end():
-    from cifarhelpers.lr_range_test import LRRangeTestResult
-    from cifarhelpers.lr_suggestions import suggest_lrs
-    from cifarhelpers.plots import plot_lr_range_test
+    from cifarhelpers.training import LRRangeTestResult, plot_lr_range_test, suggest_lrs
 
     lrs = np.geomspace(1e-5, 1.0, 60)
     losses = 2.3 - 0.02 * np.arange(60)  # still falling at its end: the lowest point is a skipped one

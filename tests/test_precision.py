@@ -4,19 +4,26 @@ fp32 on CPU and MPS; the scaler's state saved in the checkpoint and restored on 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
+from torch import nn
 
-from cifarhelpers import train as train_module
-from cifarhelpers.checkpoint import load_checkpoint
-from cifarhelpers.config import TrainConfig
-from cifarhelpers.engine import train_one_epoch
 from cifarhelpers.models import build_model
-from cifarhelpers.precision import Precision, select_precision
-from cifarhelpers.recipes import build_criterion, build_optimizer
-from cifarhelpers.runs import METRICS_FILE, resume_config
-from cifarhelpers.train import fit
+from cifarhelpers.training import (
+    METRICS_FILE,
+    Precision,
+    TrainConfig,
+    build_criterion,
+    build_optimizer,
+    fit,
+    load_checkpoint,
+    resume_config,
+    select_precision,
+    train_one_epoch,
+)
+from cifarhelpers.training import train as train_module
 
 
 @pytest.mark.parametrize(("capability", "name", "scaler"), [
@@ -133,3 +140,40 @@ def test_scaler_state_is_checkpointed_and_restored_on_resume(small_data, tmp_pat
     assert loaded == [1024.0], "the resumed run starts from the saved scale"
     assert resumed.metrics["status"] == "completed" and len(resumed.history) == 2
     assert load_checkpoint(run_dir)["scaler"]["scale"] > 0
+
+
+class _Hooked(list):
+    """Records, at every optimizer step that really runs, the loss scale the GradScaler had then."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler):
+        super().__init__()
+        optimizer.register_step_post_hook(lambda *_: self.append(scaler.get_scale()))
+
+
+@needs_cpu_fp16
+def test_fp16_gradients_that_overflow_skip_the_step_lower_the_scale_and_training_continues():
+    """fp16 autocast with precision.grad_scaler(), through train_one_epoch: gradients that overflow
+    fp16 at the scaler's own loss scale skip the optimizer step and halve the scale, until they fit.
+
+    All-zero weights and 4 identical images of value 8 in class 0 (mean loss, batch 4): the fp16
+    gradient of the true class's weights is 0.9 x 8 x 4 / 4 x scale (max fp16 is 65504), so it
+    overflows at 65536, 32768 and 16384 and fits at 8192: three skipped steps, then a real one."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    cfg = TrainConfig(model="dilated_net", recipe="step_sgd", epochs=1, max_lr=0.01)
+    optimizer, schedule = build_optimizer(model, cfg, steps_per_epoch=5)
+    scaler = FP16_ON_CPU.grad_scaler()
+    assert scaler.get_scale() == 65536.0
+    steps_taken = _Hooked(optimizer, scaler)
+    batch = (torch.full((4, 3, 4, 4), 8.0), torch.zeros(4, dtype=torch.long))
+    result = train_one_epoch(model, [batch] * 5, nn.CrossEntropyLoss(), optimizer, schedule,
+                             device=torch.device("cpu"), precision=FP16_ON_CPU, scaler=scaler, progress=False)
+    assert steps_taken == [8192.0, 8192.0], "steps 1-3 skipped (65536, 32768, 16384 overflow); 4 and 5 taken"
+    assert scaler.get_scale() == 8192.0, "halved once per overflow, kept once the gradients fit"
+    losses = result.step_losses
+    assert losses[:4] == pytest.approx([math.log(10)] * 4, abs=1e-6), "weights unchanged by the skipped steps"
+    assert losses[4] < losses[3], "the step taken trained the model"
+    assert all(torch.isfinite(p).all() for p in model.parameters()), "no inf or NaN reached the weights"
+    assert any(p.abs().sum() > 0 for p in model.parameters())

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cifarhelpers.cli import build_parser, config_from_args
-from cifarhelpers.config import FIELD_NAMES, PROFILES, TrainConfig
+from cifarhelpers.cli.train import build_parser, config_from_args
 from cifarhelpers.errors import ConfigError
 from cifarhelpers.models import MODEL_DEFAULTS, MODEL_NAMES
-from cifarhelpers.recipes import RECIPE_SETTINGS, RECIPES, lr_schedule
+from cifarhelpers.training import FIELD_NAMES, PROFILES, RECIPE_SETTINGS, RECIPES, TrainConfig, lr_schedule
 
 
 def test_the_preset_of_the_main_job_is_trainconfig_itself():
@@ -87,9 +86,9 @@ def test_cifar_train_builds_through_the_preset_with_flags_and_the_profile_on_top
 
 
 def test_cifar_sweep_and_the_notebooks_build_through_the_preset_too(tmp_path):
-    from cifarhelpers.notebook_setup import NotebookSetup, notebook_config, sweep_config
-    from cifarhelpers.sweep_cli import build_parser as sweep_parser
-    from cifarhelpers.sweep_cli import spec_from_args
+    from cifarhelpers.cli.sweep import build_parser as sweep_parser
+    from cifarhelpers.cli.sweep import spec_from_args
+    from cifarhelpers.notebook import NotebookSetup, notebook_config, sweep_config
 
     spec = spec_from_args(sweep_parser().parse_args(["--model", "resnet18", "--grid", "max_lr=0.01,0.1",
                                                      "--device", "cpu", "--output-dir", str(tmp_path)]))

@@ -8,16 +8,20 @@ import json
 
 import pytest
 
-from cifarhelpers import train as train_module
-from cifarhelpers.checkpoint import load_checkpoint
-from cifarhelpers.cli import build_parser
-from cifarhelpers.config import TrainConfig
+from cifarhelpers.cli.train import build_parser
 from cifarhelpers.errors import ConfigError
-from cifarhelpers.handoffs import load_lr_range_test
-from cifarhelpers.recipes import lr_schedule
-from cifarhelpers.run_logs import HISTORY_COLUMNS, STEP_COLUMNS
-from cifarhelpers.runs import METRICS_FILE, resume_config
-from cifarhelpers.train import fit
+from cifarhelpers.notebook import load_lr_range_test
+from cifarhelpers.training import (
+    HISTORY_COLUMNS,
+    METRICS_FILE,
+    STEP_COLUMNS,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    lr_schedule,
+    resume_config,
+)
+from cifarhelpers.training import train as train_module
 
 TINY = dict(model="dilated_net", device="cpu", train_subset=64, test_subset=50, batch_size=32, epochs=2, seed=3)
 STEPS_PER_EPOCH = 64 // 32
@@ -110,7 +114,7 @@ def test_find_is_a_max_lr_for_the_cli_and_the_config_only():
 
 def test_tensorboard_event_files_are_written_when_tensorboard_is_installed(tmp_path):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
-    from cifarhelpers.run_logs import RunLogs
+    from cifarhelpers.training import RunLogs
 
     logs = RunLogs(tmp_path)
     entry = {k: 1.0 for k in HISTORY_COLUMNS} | {"epoch": 1}

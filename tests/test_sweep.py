@@ -14,16 +14,22 @@ import pytest
 from _reliability import comparable
 from matplotlib.figure import Figure
 
-from cifarhelpers import train as train_module
-from cifarhelpers.config import TrainConfig
+from cifarhelpers.cli.sweep import main, parse_grid, parse_random
 from cifarhelpers.errors import ConfigError, MissingDependencyError
-from cifarhelpers.plots import plot_sweep
-from cifarhelpers.runs import METRICS_FILE
-from cifarhelpers.sweep import RESULTS_CSV, RESULTS_PNG, SWEEP_FILE, choose_backend, resume_sweep, run_sweep
-from cifarhelpers.sweep_cli import main, parse_grid, parse_random
-from cifarhelpers.sweep_results import format_table, results_table
-from cifarhelpers.sweep_spec import SweepConfig
-from cifarhelpers.train import fit
+from cifarhelpers.sweep import (
+    RESULTS_CSV,
+    RESULTS_PNG,
+    SWEEP_FILE,
+    SweepConfig,
+    choose_backend,
+    format_table,
+    plot_sweep,
+    results_table,
+    resume_sweep,
+    run_sweep,
+)
+from cifarhelpers.sweep import trials as trials_module
+from cifarhelpers.training import METRICS_FILE, TrainConfig, fit
 
 #: Two steps of 32 real images per epoch, 50 test images: about a second per trial on one core.
 TINY = dict(model="dilated_net", device="cpu", train_subset=64, test_subset=50, batch_size=32, epochs=1)
@@ -95,7 +101,7 @@ def test_random_search_is_seeded_and_stays_inside_its_bounds():
 ])
 def test_bad_sweeps_are_refused_before_any_trial_starts(changes, message, tmp_path, monkeypatch):
     started = []
-    monkeypatch.setattr(train_module, "fit", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(trials_module, "fit", lambda *a, **k: started.append(a))
     base = TrainConfig(**{**TINY, **changes.pop("base", {})})
     with pytest.raises(ConfigError, match=message):
         run_sweep(SweepConfig(**{"base": base, "grid": GRID, "output_dir": str(tmp_path / "runs"), **changes}))
@@ -248,7 +254,7 @@ def test_a_diverging_trial_is_recorded_and_the_others_go_on(small_root, small_da
 @pytest.mark.data
 def test_an_interrupted_sweep_resumes_skipping_finished_trials(small_root, small_data, one_thread, tmp_path,
                                                                monkeypatch):
-    real_fit, calls = train_module.fit, []
+    real_fit, calls = trials_module.fit, []
 
     def fit_stopping_the_third_trial_after_one_epoch(cfg, **kwargs):
         calls.append(cfg)
@@ -262,7 +268,7 @@ def test_an_interrupted_sweep_resumes_skipping_finished_trials(small_root, small
             kwargs["on_epoch"] = stop
         return real_fit(cfg, **kwargs)
 
-    monkeypatch.setattr(train_module, "fit", fit_stopping_the_third_trial_after_one_epoch)
+    monkeypatch.setattr(trials_module, "fit", fit_stopping_the_third_trial_after_one_epoch)
     spec = tiny_spec(tmp_path, small_root, base={"epochs": 2})
     with pytest.raises(KeyboardInterrupt):
         run_sweep(spec, data=small_data, progress=True)
@@ -316,7 +322,7 @@ def test_the_command_line_runs_a_sweep_and_resume_finds_nothing_left(small_root,
 
 
 def test_a_swept_model_or_recipe_brings_its_own_settings_and_keeps_what_the_base_sets():
-    from cifarhelpers.sweep_spec import trial_config
+    from cifarhelpers.sweep import trial_config
 
     base = TrainConfig.preset(epochs=2, train_subset=256, batch_size=64)  # the main job at a small size
     dilated = trial_config(base, {"model": "dilated_net", "seed": 1})
@@ -330,3 +336,13 @@ def test_a_swept_model_or_recipe_brings_its_own_settings_and_keeps_what_the_base
     assert (pinned.recipe, pinned.label_smoothing, pinned.logit_scale) == ("onecycle_sgd", 0.0, 0.125), \
         "a recipe the base chose, and what it set, win over the new model's own"
     assert trial_config(base, {"max_lr": 0.01}) == base.replace(max_lr=0.01)
+
+
+def test_trial_hooks_run_in_this_process_so_ray_refuses_them(tmp_path):
+    """before_trial / after_trial (a budget admitting trials, one record per trial: the GPU report) are called
+    between trials in this process: the Ray backend refuses them before making a sweep folder."""
+    pytest.importorskip("ray")
+    spec = SweepConfig(grid={"max_lr": [1e-3]}, backend="ray", output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="backend='sequential'"):
+        run_sweep(spec, before_trial=lambda trial: True)
+    assert not list(tmp_path.iterdir()), "refused before any folder was made"

@@ -1,4 +1,4 @@
-"""cifarhelpers.transforms: pipeline outputs, and that each augmentation really changes images."""
+"""cifarhelpers.data.transforms: pipeline outputs, and that each augmentation really changes images."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cifarhelpers import transforms as T
-from cifarhelpers.errors import ConfigError
-from cifarhelpers.transforms import (
+from cifarhelpers.data import (
     CUTOUT_SIZE,
     AugmentedDataset,
     augmentation_steps,
@@ -18,6 +16,8 @@ from cifarhelpers.transforms import (
     preview_pipelines,
     train_transform,
 )
+from cifarhelpers.data import transforms as T
+from cifarhelpers.errors import ConfigError
 
 MEAN, STD = (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606)
 
@@ -150,7 +150,7 @@ def test_dataset_applies_the_pipeline_and_reseeds():
 
 def test_workers_draw_different_augmentations():
     """Forked DataLoader workers start from identical albumentations states unless reseeded."""
-    from cifarhelpers.loaders import AlbumentationsLoader
+    from cifarhelpers.training import AlbumentationsLoader
 
     images = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8), 8, axis=0)
     loader = AlbumentationsLoader(images, np.zeros(8, np.int64), train_transform(MEAN, STD), batch_size=2,
@@ -165,7 +165,7 @@ def test_workers_draw_different_augmentations():
 
 def test_only_a_loader_asked_to_keeps_its_workers_from_one_pass_to_the_next():
     """Persistent workers skip the start-up of every test pass; a training loader's restart (set_epoch reseeds them)."""
-    from cifarhelpers.loaders import AlbumentationsLoader
+    from cifarhelpers.training import AlbumentationsLoader
 
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     kept = AlbumentationsLoader(images, np.arange(6), T.test_transform(MEAN, STD), batch_size=2, train=False,
@@ -185,8 +185,7 @@ def test_only_a_loader_asked_to_keeps_its_workers_from_one_pass_to_the_next():
 
 @pytest.mark.data
 def test_prepare_data_keeps_the_test_loaders_workers_only(small_data):
-    from cifarhelpers.config import TrainConfig
-    from cifarhelpers.loaders import prepare_data
+    from cifarhelpers.training import TrainConfig, prepare_data
 
     cfg = TrainConfig(model="dilated_net", device="cpu", train_subset=32, test_subset=20, batch_size=16,
                       loader="albumentations", num_workers=1)

@@ -1,7 +1,7 @@
 """Commit the outputs of notebooks executed elsewhere (the GPU report's ``notebooks.tar.gz``) into ``notebooks/``.
 
 The committed notebooks are the project's face, and their outputs should come from the best real run
-at hand: on a GPU node, ``benchmarks/gpu_report.py`` executes notebooks 01-06 with the full profile
+at hand: on a GPU node, ``benchmarks/gpu_report`` executes notebooks 01-06 with the full profile
 and packs them into ``notebooks.tar.gz``. This script moves those outputs into the committed
 notebooks, and nothing else::
 
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nbformat
 
-from cifarhelpers.notebook_setup import parse_setup_line
+from cifarhelpers.notebook import parse_setup_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVENANCE_START = "*The outputs committed with this notebook come from"
@@ -159,7 +159,7 @@ def provenance(report: dict, profile: str, where: str, line: str | None = None) 
     names = ("device, profile, data copy and commit" if line is None or line_commit(line)
              else "device, profile and data copy (that run's code did not print its commit there yet)")
     return (f"{PROVENANCE_START} a real run on an **{device}** with the **{profile} profile** "
-            f"(`benchmarks/gpu_report.py`, {code}, {date}; that run's files are in `{where}`). The first output "
+            f"(`benchmarks/gpu_report`, {code}, {date}; that run's files are in `{where}`). The first output "
             f"line names the {names}; text progress bars were left out, and the run's temporary folders are "
             "shown as `…`.*")
 

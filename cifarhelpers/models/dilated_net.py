@@ -4,7 +4,7 @@ Downsampling by stride-2 convolutions, a dilated convolution (dilation 2) to wid
 field cheaply, depthwise-separable convolutions (Howard et al., "MobileNets", 2017,
 https://arxiv.org/abs/1704.04861) for most layers, BatchNorm and dropout after every unit, global
 average pooling and a 1x1 convolution as the classifier head. 193,535 parameters; receptive
-field 67 pixels at the output (``cifarhelpers.receptive_field``). Trained with the
+field 67 pixels at the output (``cifarhelpers.models.receptive_field``). Trained with the
 ``affine_cutout16`` transform set; it targets 85% test accuracy.
 
 =========  ==============================================  ===============
