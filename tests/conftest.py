@@ -17,7 +17,23 @@ from _synthetic import write_image_folder
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+#: Test processes (pytest-xdist's ``-n``; 1 without it): the cores are shared among them, so each takes its share of
+#: torch threads, and so do the notebooks' kernels and other subprocesses (OMP_NUM_THREADS, read when torch loads).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+torch.set_num_threads(THREADS)
+if WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+#: Test files whose tests share one process under ``--dist loadgroup`` beyond their own: those starting Ray.
+XDIST_GROUPS = {"test_sweep": "ray", "test_ray_cluster": "ray", "test_ray_backend": "ray"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each file's tests run in one process (its module and session fixtures, e.g. the notebooks' one execution
+    or the bundle built once, are made once), and the files that start Ray share one, so two Ray instances never
+    compete for the 2 cores."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(item.path.stem, item.path.stem)))
 
 
 @pytest.fixture(scope="session")
