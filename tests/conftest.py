@@ -24,16 +24,18 @@ THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
 torch.set_num_threads(THREADS)
 if WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-#: Test files whose tests share one process under ``--dist loadgroup`` beyond their own: those starting Ray.
-XDIST_GROUPS = {"test_sweep": "ray", "test_ray_cluster": "ray", "test_ray_backend": "ray"}
 
 
-def pytest_collection_modifyitems(config, items):
-    """Each file's tests run in one process (its module and session fixtures, e.g. the notebooks' one execution
-    or the bundle built once, are made once), and the files that start Ray share one, so two Ray instances never
-    compete for the 2 cores."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(item.path.stem, item.path.stem)))
+@pytest.fixture(scope="module")
+def one_ray_at_a_time(tmp_path_factory):
+    """Held by the tests that start Ray, for their module: under pytest-xdist (``make test`` runs the test files
+    in 2 processes) two Ray instances starting at once on 2 cores miss Ray's own start-up timeouts."""
+    import fcntl
+
+    lock = tmp_path_factory.getbasetemp().parent / "ray.lock"  # the folder every worker's base temp is in
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +101,4 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+

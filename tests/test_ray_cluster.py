@@ -46,7 +46,7 @@ TINY = ["--model", "dilated_net", "--max-lr", "0.01", "--device", "cpu", "--test
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(one_ray_at_a_time):
     """A Ray head on this machine for the module's tests, stopped (every process of it) afterwards.
 
     Token authentication, as Ray 2.60 sets up where a token exists, with a token of its own given

@@ -216,7 +216,7 @@ def test_a_sequential_sweep_writes_runs_table_plot_and_sweep_json(sequential):
 
 
 @pytest.mark.data
-def test_ray_runs_the_same_sweep_locally_two_trials_at_a_time(sequential, small_root, tmp_path):
+def test_ray_runs_the_same_sweep_locally_two_trials_at_a_time(sequential, small_root, tmp_path, one_ray_at_a_time):
     pytest.importorskip("ray")
     spec = tiny_spec(tmp_path, small_root, backend="ray", resources_per_trial={"cpu": 1}, max_concurrent_trials=2)
     result = run_sweep(spec, progress=False)
