@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """
     path = Path(path)
     tmp: Path | None = None
+    handling = sys.exc_info()[1]  # an error the caller is handling now: not one this write caused
     try:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                          delete=False) as f:
@@ -82,7 +84,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         tmp = None
         _fsync_folder(path.parent)
     except Exception as err:
-        cause = _os_error_in(err)
+        cause = _os_error_in(err, handling)
         if cause is None:
             raise
         earlier = " The earlier version of the file is intact." if path.exists() else ""
@@ -95,14 +97,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     return path
 
 
-def _os_error_in(err: BaseException) -> OSError | None:
-    """``err`` if it is an OSError, else the first OSError it was raised from or while handling.
+def _os_error_in(err: BaseException, handling: BaseException | None = None) -> OSError | None:
+    """``err`` if it is an OSError, else the first OSError it was raised from or while handling, up to (not
+    including) ``handling``, the error the caller was already handling when the write began.
 
     Writers may hide the OSError of a full disk: ``torch.save`` raises a RuntimeError from its
     zip writer's clean-up, with the OSError as its context.
     """
     seen = set()
-    while err is not None and id(err) not in seen:
+    while err is not None and err is not handling and id(err) not in seen:
         if isinstance(err, OSError):
             return err
         seen.add(id(err))

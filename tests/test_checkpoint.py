@@ -408,3 +408,28 @@ def test_per_epoch_recipe_interrupted_and_resumed_ends_exactly_like_the_run_left
     ours, theirs = resumed.model.state_dict(), alone.model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in theirs), \
         "the final weights are bit-identical"
+
+
+def test_an_error_the_caller_is_handling_is_not_blamed_on_the_disk(tmp_path):
+    """A write inside an ``except`` block of a connection error (an OSError: Ray refusing a cluster) that fails
+    for its own reason raises that reason, not 'could not write ...: free some disk space'."""
+    from cifarhelpers.files import atomic_write
+
+    def plot_that_fails(handle):
+        raise ValueError("Data cannot be log-scaled because all values are <= 0.")
+
+    try:
+        raise ConnectionError("the cluster refused the connection")
+    except ConnectionError:
+        with pytest.raises(ValueError, match="log-scaled"):
+            atomic_write(tmp_path / "results.png", plot_that_fails)
+
+    def disk_full(handle):  # a real disk error inside the same except block is still the disk's
+        raise OSError(28, "No space left on device")
+
+    try:
+        raise ConnectionError("the cluster refused the connection")
+    except ConnectionError:
+        with pytest.raises(RunWriteError, match="No space left on device"):
+            atomic_write(tmp_path / "results.png", disk_full)
+    assert not list(tmp_path.iterdir()), "no file and no temp file left"
