@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 
-import cifarhelpers.training
 from cifarhelpers.data import CLASSES, CIFAR10Data, DataSource
 from cifarhelpers.errors import ConfigError, DivergenceError
 from cifarhelpers.sweep import trials as sweep_trials
@@ -98,10 +97,8 @@ class FakeFit:
 
 
 def install_fit(monkeypatch, fake: FakeFit) -> None:
-    """``fake`` where a sweep's trials call ``fit`` (``cifarhelpers.sweep.trials``, whether it imports the name at
-    its top or from ``cifarhelpers.training`` when a trial runs)."""
-    monkeypatch.setattr(cifarhelpers.training, "fit", fake)
-    monkeypatch.setattr(sweep_trials, "fit", fake, raising=False)
+    """``fake`` where a sweep's trials call ``fit`` (``cifarhelpers.sweep.trials``, which imports the name at its top)."""
+    monkeypatch.setattr(sweep_trials, "fit", fake)
 
 
 def sweep_json(folder: Path) -> dict:

@@ -44,6 +44,7 @@ from cifarhelpers.training import (
     Profile,
     TrainConfig,
     device_name,
+    fit,
     load_checkpoint,
     resolve_device,
     resolve_profile,
@@ -333,8 +334,6 @@ def analysis_model(setup: NotebookSetup, *, train_path: str | os.PathLike | None
     """
     if train_path or not train_if_missing or (setup.output_dir / TRAIN_JSON).is_file():
         return load_train_run(setup.output_dir, setup.device, train_path)
-    from cifarhelpers.training import fit
-
     cfg = notebook_config(setup, model="custom_resnet", loader="device")
     print(f"no model from notebook 04 in {display_path(setup.output_dir)}: training one here (train_if_missing): "
           f"{cfg.model}, {cfg.recipe}, {cfg.epochs} epochs of {cfg.train_subset or len(setup.data.y_train):,} "
