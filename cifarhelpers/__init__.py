@@ -6,7 +6,7 @@ imports point one way, checked by import-linter (``pyproject.toml``, ``tests/tes
     cli, notebook             the commands (train, eval, sweep, notebooks, colab); what the notebooks call
       sweep, analysis         grid/random searches over seeds (sequential or Ray Tune); predictions, GradCAM, evaluation
         training              TrainConfig, recipes, loops, the run folder, checkpoints, the LR range test: fit(config)
-          data, models        CIFAR-10, statistics, subsets, transforms, the device loader; the model zoo
+          data, models        CIFAR-10, statistics, subsets, transforms, previews, the device loader; the model zoo
             files, checks, provenance, plot_style, errors     the base every family uses
 
 Example::

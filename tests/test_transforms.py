@@ -1,4 +1,5 @@
-"""cifarhelpers.data.transforms: pipeline outputs, and that each augmentation really changes images."""
+"""cifarhelpers.data.transforms: pipeline outputs, and that each augmentation really changes images (through the
+single-step preview pipelines of cifarhelpers.data.previews)."""
 
 from __future__ import annotations
 
@@ -201,25 +202,3 @@ def test_denormalize_inverts_normalize(image):
     assert denormalize(x[None], MEAN, STD).shape == (1, 32, 32, 3)
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         denormalize(np.zeros((32, 32, 3)), MEAN, STD)
-
-
-def test_the_affine_cutout16_preview_shows_each_of_its_steps(image):
-    images = np.stack([image, image[::-1]])
-    columns = T.augmentation_preview(images, MEAN, STD, seed=0, transform_set="affine_cutout16")
-    assert list(columns) == ["original", "horizontal flip", "shift, scale, rotate", "cutout 16x16",
-                             "whole train pipeline"]
-    assert np.array_equal(columns["horizontal flip"], images[:, :, ::-1])
-    fill = np.asarray(mean_fill(MEAN))
-    for out, original in zip(columns["cutout 16x16"], images):
-        hole = np.all(out == fill, axis=-1) & np.any(out != original, axis=-1)
-        rows, cols = np.nonzero(hole)
-        assert rows.max() - rows.min() + 1 == 16 and cols.max() - cols.min() + 1 == 16, "one 16x16 hole, forced on"
-    moved = columns["shift, scale, rotate"]
-    assert moved.dtype == np.uint8 and all(not np.array_equal(m, o) for m, o in zip(moved, images)), "forced on"
-    whole = columns["whole train pipeline"]
-    assert whole.dtype == np.float32 and whole.shape == (2, 32, 32, 3) and 0.0 <= whole.min() <= whole.max() <= 1.0
-    draws = T.augmentation_draws(image, MEAN, STD, draws=6, seed=0, transform_set="affine_cutout16")
-    assert draws.shape == (6, 32, 32, 3) and len({d.tobytes() for d in draws}) > 1
-    with pytest.raises(ConfigError, match="unknown transform_set 'rotate90'"):
-        T.augmentation_preview(images, MEAN, STD, transform_set="rotate90")
-

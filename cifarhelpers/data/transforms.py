@@ -63,12 +63,14 @@ def mean_fill(mean: Stats) -> tuple[int, ...]:
     return tuple(int(round(255.0 * float(m))) for m in mean)
 
 
-def _check_stats(mean: Stats, std: Stats) -> None:
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need 3 values (R, G, B), got {len(mean)} and {len(std)}")
-    if not all(0.0 <= float(m) <= 1.0 for m in mean) or not all(0.0 < float(s) <= 1.0 for s in std):
+def _check_stats(mean: Stats, std: Stats | None) -> None:
+    """Raise ValueError unless ``mean`` and ``std`` (None: not checked) are 3 values each on the [0, 1] scale."""
+    std_ = (1.0, 1.0, 1.0) if std is None else std
+    if len(mean) != 3 or len(std_) != 3:
+        raise ValueError(f"mean and std need 3 values (R, G, B), got {len(mean)} and {len(std_)}")
+    if not all(0.0 <= float(m) <= 1.0 for m in mean) or not all(0.0 < float(s) <= 1.0 for s in std_):
         raise ValueError(
-            f"mean {list(mean)} and std {list(std)} must be on the [0, 1] scale (std > 0): pass "
+            f"mean {list(mean)} and std {list(std_)} must be on the [0, 1] scale (std > 0): pass "
             "dataset_statistics(x).mean/.std, not values on the 0-255 scale"
         )
 
@@ -187,72 +189,6 @@ def test_transform(mean: Stats, std: Stats) -> A.Compose:
     """The test pipeline: normalize with ``mean``/``std`` ([0, 1] scale), to a (3, 32, 32) float32 tensor."""
     _check_stats(mean, std)
     return A.Compose(_normalize(mean, std), strict=True)
-
-
-def _preview_steps(mean: Stats, transform_set: str) -> dict[str, list]:
-    """Each step of a transform set alone, forced on (p=1) so a preview shows it."""
-    augmentation_steps(mean, transform_set)  # an unknown name raises ConfigError here
-    spec, steps = TRANSFORM_SETS[transform_set], {}
-    if spec.pad:
-        steps[f"pad {spec.pad} + random crop {CROP}"] = pad_crop(spec.pad)
-    if spec.flip_p:
-        steps["horizontal flip"] = [A.HorizontalFlip(p=1.0)]
-    if spec.affine_p:
-        steps["shift, scale, rotate"] = [shift_scale_rotate(mean, p=1.0)]
-    if spec.cutout_size:
-        steps[f"cutout {spec.cutout_size}x{spec.cutout_size}"] = [cutout(mean, spec.cutout_size, p=1.0)]
-    return steps
-
-
-def preview_pipelines(mean: Stats, std: Stats, seed: int | None = None,
-                      transform_set: str = "cutout8") -> dict[str, A.Compose]:
-    """Each step of a transform set's train pipeline alone, then the whole pipeline, for previews.
-
-    The single steps map uint8 (32, 32, 3) to uint8 and are always applied (even those the
-    pipeline applies with probability 0.5), so a preview shows them; ``"whole train pipeline"``
-    is the pipeline as training runs it and ends normalized, as a (3, 32, 32) float32 tensor
-    (un-normalize it with :func:`denormalize` for display).
-
-    Raises:
-        ConfigError: unknown ``transform_set``.
-    """
-    steps = {name: A.Compose(step, strict=True, seed=seed) for name, step in _preview_steps(mean, transform_set).items()}
-    return {**steps, "whole train pipeline": train_transform(mean, std, transform_set, seed=seed)}
-
-
-def augmentation_preview(images: np.ndarray, mean: Stats, std: Stats, seed: int = 0,
-                         transform_set: str = "cutout8") -> dict[str, np.ndarray]:
-    """Each image before and after every step of a transform set's train pipeline, for display.
-
-    Args:
-        images: (N, 32, 32, 3) uint8.
-        mean, std: statistics on the [0, 1] scale.
-        seed: seed of the random steps.
-        transform_set: a key of :data:`TRANSFORM_SETS` (``"cutout8"``, the main job's, by default).
-
-    Returns:
-        ``{"original": ..., <each step>: ..., "whole train pipeline": ...}``, each (N, 32, 32, 3):
-        uint8 for the single steps, float in [0, 1] (un-normalized) for the whole pipeline. The steps
-        of ``"cutout8"`` and ``"cutout8_p05"``: ``"pad 4 + random crop 32"``, ``"horizontal flip"``, ``"cutout 8x8"``; of
-        ``"affine_cutout16"``: ``"horizontal flip"``, ``"shift, scale, rotate"``, ``"cutout 16x16"``.
-
-    Raises:
-        ConfigError: unknown ``transform_set``.
-    """
-    columns: dict[str, np.ndarray] = {"original": np.asarray(images)}
-    for name, pipeline in preview_pipelines(mean, std, seed, transform_set).items():
-        outputs = [pipeline(image=image)["image"] for image in images]
-        columns[name] = denormalize(torch.stack(outputs), mean, std) if isinstance(outputs[0], torch.Tensor) \
-            else np.stack(outputs)
-    return columns
-
-
-def augmentation_draws(image: np.ndarray, mean: Stats, std: Stats, draws: int = 8, seed: int = 0,
-                       transform_set: str = "cutout8") -> np.ndarray:
-    """``draws`` passes of one (32, 32, 3) uint8 image through a transform set's train pipeline,
-    un-normalized: (draws, 32, 32, 3) float in [0, 1]."""
-    pipeline = train_transform(mean, std, transform_set, seed=seed)
-    return denormalize(torch.stack([pipeline(image=image)["image"] for _ in range(draws)]), mean, std)
 
 
 class AugmentedDataset(torch.utils.data.Dataset):
