@@ -12,8 +12,9 @@ STAMP := $(VENV)/.installed
 CIFAR10_ARCHIVE ?= ../shared/data/cifar10-jpeg.tar.gz
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
-# test processes (pytest-xdist): each file's tests stay in one process (--dist loadfile), and torch's threads are
-# shared among them (tests/conftest.py)
+# test processes (pytest-xdist): each file's tests stay in one process (--dist loadfile), handed out in collection
+# order, where tests/conftest.py puts the longest files first (--no-loadscope-reorder); torch's threads are shared
+# among them (tests/conftest.py)
 TEST_WORKERS ?= 2
 
 export NO_ALBUMENTATIONS_UPDATE := 1
@@ -62,7 +63,7 @@ train: install data
 # The notebooks execute once, in tests/test_notebooks.py (into pytest's temporary folder, nothing into the
 # checkout), and their profile-independent outputs are compared with the committed notebooks' there.
 test: install data
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 notebooks: install data
 	$(BIN)/cifar-notebooks run

@@ -120,3 +120,11 @@ def test_each_command_runs_as_a_module(command, monkeypatch, capsys):
     with pytest.raises(SystemExit) as done:
         runpy.run_module(f"cifarhelpers.cli.{command}", run_name="__main__", alter_sys=True)
     assert done.value.code == 0 and capsys.readouterr().out.split()[-1] == cifarhelpers.__version__
+
+
+def test_the_files_the_suite_starts_first_exist():
+    """conftest's LONGEST_FIRST names test files; one renamed would silently lose its place at the front."""
+    from conftest import LONGEST_FIRST
+
+    missing = [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()]
+    assert not missing, f"tests/conftest.py's LONGEST_FIRST names files that are not in tests/: {missing}"

@@ -4,7 +4,9 @@ pyproject declares ranges, and pip keeps installed releases that satisfy them.
 The check builds a fresh virtualenv holding another torch 2.x with its matching torchvision (the
 CPU build of torch 2.13.0 and torchvision 0.28.0 that this project's machines keep on disk; skipped
 where they are absent) and asks pip, without installing, what ``pip install -e '.[notebooks]'``
-would install: neither torch nor torchvision may be among it. (Where torch is installed without
+would install: neither torch nor torchvision may be among it. pip decides that from the installed
+distributions' metadata alone, so the two are installed as pip records them (their wheels' own
+``.dist-info`` folders, without the 700 MB of files, which no resolution reads). (Where torch is installed without
 torchvision, pip takes the newest torchvision, which pins the newest torch: install the torchvision
 that pairs with your torch first; docs/install.md says so.)
 """
@@ -15,6 +17,7 @@ import json
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,12 +33,28 @@ pytestmark = [
 ]
 
 
+def install_metadata_only(wheel: Path, site: Path) -> None:
+    """Install a wheel as far as pip's resolver can tell: its ``.dist-info`` folder (METADATA with its
+    Requires-Dist, WHEEL, entry points), marked installed by pip, without the package's files."""
+    with zipfile.ZipFile(wheel) as archive:
+        infos = [n for n in archive.namelist()
+                 if n.count("/") == 1 and n.split("/")[0].endswith(".dist-info") and not n.endswith("/RECORD")]
+        archive.extractall(site, infos)
+    (site / infos[0].split("/")[0] / "INSTALLER").write_text("pip\n")
+
+
 def test_pip_install_beside_another_torch_keeps_that_torch(tmp_path):
     env = tmp_path / "env"
     venv.EnvBuilder(with_pip=True).create(env)
-    pip = [str(env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "--quiet", str(OTHER_TORCH)], check=True, timeout=600)
-    subprocess.run([*pip, "install", "--quiet", "--no-deps", str(OTHER_VISION)], check=True, timeout=600)
+    python = str(env / "bin" / "python")
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    for wheel in (OTHER_TORCH, OTHER_VISION):
+        install_metadata_only(wheel, site)
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    listed = subprocess.run([*pip, "list", "--format", "json"], check=True, capture_output=True, text=True).stdout
+    assert {"torch": "2.13.0+cpu", "torchvision": "0.28.0"}.items() <= {
+        p["name"]: p["version"] for p in json.loads(listed)}.items(), "pip sees both as installed"
     report = tmp_path / "report.json"
     done = subprocess.run([*pip, "install", "--dry-run", "--quiet", "--report", str(report), "-e",
                            f"{ROOT}[notebooks]"], capture_output=True, text=True, timeout=900)
