@@ -5,8 +5,9 @@ The check builds a fresh virtualenv holding another torch 2.x with its matching 
 CPU build of torch 2.13.0 and torchvision 0.28.0 that this project's machines keep on disk; skipped
 where they are absent) and asks pip, without installing, what ``pip install -e '.[notebooks]'``
 would install: neither torch nor torchvision may be among it. pip decides that from the installed
-distributions' metadata alone, so the two are installed as pip records them (their wheels' own
-``.dist-info`` folders, without the 700 MB of files, which no resolution reads). (Where torch is installed without
+distributions' metadata alone, so the two are installed as far as pip reads them: their wheels' own
+``.dist-info`` METADATA, WHEEL and entry points, and an INSTALLER file (no RECORD, no licenses, none of the
+700 MB of files, which no resolution reads). (Where torch is installed without
 torchvision, pip takes the newest torchvision, which pins the newest torch: install the torchvision
 that pairs with your torch first; docs/install.md says so.)
 """
