@@ -26,8 +26,9 @@ if WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 #: The test files that take longest, longest first (seconds in one of ``make test``'s 2 processes, measured on
-#: 2026-12-03: the notebooks' one execution 238, the small real training 183, the offline bundle 161, the GPU report's
-#: smoke runs 80, the Ray cluster 80, the kill-and-resume runs 78, the sweeps 53, the recipes 49; all 708 tests, summed over both processes, 1,056).
+#: 2026-12-03: the notebooks' one execution 238, the small real training 183, the offline bundle 161, the GPU
+#: report's smoke runs 80, the Ray cluster 80, the kill-and-resume runs 78, the sweeps 53, the recipes 49; all 708
+#: tests, summed over both processes, 1,056).
 #: pytest-xdist's ``--dist loadfile`` hands files to its processes in collection order (``make test`` passes
 #: ``--no-loadscope-reorder``; by default it orders them by their number of tests), so a long file collected late
 #: would run alone at the end while the other process waits.
